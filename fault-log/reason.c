@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+#include <viommu/fault.h>
+
+static const char *const reason_names[VIOMMU_FAULT_REASON_COUNT] = {
+	[VIOMMU_FAULT_NONE] = "none",
+	[VIOMMU_FAULT_NOT_PRESENT] = "not-present",
+	[VIOMMU_FAULT_PERMISSION] = "permission",
+	[VIOMMU_FAULT_RESERVED_BIT] = "reserved-bit",
+	[VIOMMU_FAULT_ADDR_WIDTH] = "address-width",
+	[VIOMMU_FAULT_TABLE_OUTSIDE_MEMORY] = "table-outside-memory",
+	[VIOMMU_FAULT_WALK_LOOP] = "walk-loop",
+	[VIOMMU_FAULT_ROOT_MISALIGNED] = "root-misaligned",
+	[VIOMMU_FAULT_TABLE_WRITE] = "table-write",
+};
+
+const char *viommu_fault_reason_name(enum viommu_fault_reason reason)
+{
+	if ((unsigned)reason >= VIOMMU_FAULT_REASON_COUNT || !reason_names[reason])
+		return "unknown";
+	return reason_names[reason];
+}

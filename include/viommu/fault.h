@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * viommu: the one enum of fault reasons.
+ *
+ * Every failure of a translation, of a walk of guest-owned structures or of an
+ * interrupt lookup carries one of these, so the fault log never has to guess.
+ * Front-ends map them to their architectural codes (VT-d fault reasons, AMD-Vi
+ * event types, virtio-iommu fault reasons); the mapping lives in the front-end.
+ *
+ * Thread-safety: the functions here are pure and may be called from any thread.
+ */
+#ifndef VIOMMU_FAULT_H
+#define VIOMMU_FAULT_H
+
+#include <viommu/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum viommu_fault_reason {
+	/** No fault: the request was translated. */
+	VIOMMU_FAULT_NONE = 0,
+	/** An entry on the walk is not present (for VT-d second level: R=W=0). */
+	VIOMMU_FAULT_NOT_PRESENT = 1,
+	/** The accumulated permissions of the walk do not allow the access. */
+	VIOMMU_FAULT_PERMISSION = 2,
+	/** An entry has a reserved bit set (or an encoding the format reserves). */
+	VIOMMU_FAULT_RESERVED_BIT = 3,
+	/**
+	 * The input address is beyond what the table can translate: above the
+	 * format's input width, not canonical where the format requires it, or
+	 * non-zero in the bits of a level the table skips (AMD-Vi).
+	 */
+	VIOMMU_FAULT_ADDR_WIDTH = 4,
+	/** A table (or the root) lies outside every guest-memory region, or a
+	 *  read or write of it through the memory callbacks failed. */
+	VIOMMU_FAULT_TABLE_OUTSIDE_MEMORY = 5,
+	/** The walk would not end: a next-level pointer that does not descend
+	 *  (AMD-Vi next-level >= current level), or more steps than levels. */
+	VIOMMU_FAULT_WALK_LOOP = 6,
+	/** The root pointer is not aligned to a table (4 KiB). */
+	VIOMMU_FAULT_ROOT_MISALIGNED = 7,
+	/** The accessed/dirty bits could not be written back (read-only memory). */
+	VIOMMU_FAULT_TABLE_WRITE = 8,
+
+	VIOMMU_FAULT_REASON_COUNT /**< number of reasons; not a reason */
+};
+
+/**
+ * Returns a short stable name for a reason ("not-present", "permission", ...),
+ * suitable for logs and JSON; "unknown" for a value outside the enum.
+ */
+VIOMMU_API const char *viommu_fault_reason_name(enum viommu_fault_reason reason);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIOMMU_FAULT_H */
