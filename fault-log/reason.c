@@ -11,6 +11,10 @@ static const char *const reason_names[VIOMMU_FAULT_REASON_COUNT] = {
 	[VIOMMU_FAULT_WALK_LOOP] = "walk-loop",
 	[VIOMMU_FAULT_ROOT_MISALIGNED] = "root-misaligned",
 	[VIOMMU_FAULT_TABLE_WRITE] = "table-write",
+	[VIOMMU_FAULT_BLOCKED] = "blocked",
+	[VIOMMU_FAULT_EXCLUDED] = "excluded",
+	[VIOMMU_FAULT_BAD_REQUEST] = "bad-request",
+	[VIOMMU_FAULT_DMA_TARGET] = "dma-target",
 };
 
 const char *viommu_fault_reason_name(enum viommu_fault_reason reason)

@@ -95,17 +95,18 @@ static void walk_fault(struct viommu_pt_result *res, enum viommu_fault_reason wh
 
 /* One pass of a walk. Returns 0, -EFAULT, or -EAGAIN when an A/D write-back
  * found the entry changed under it (the caller walks again). */
-static int walk_once(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t iova,
-		     uint32_t access, int ad, struct viommu_pt_result *res)
+static int walk_once(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root,
+		     unsigned start_level, uint32_t start_perms, uint64_t iova, uint32_t access, int ad,
+		     struct viommu_pt_result *res)
 {
 	struct {
 		uint64_t addr, val;
 		unsigned level;
 	} path[PT_MAX_LEVELS];
 	unsigned depth = 0;
-	unsigned level = g->levels;
+	unsigned level = start_level;
 	uint64_t table = root;
-	uint32_t perms = VIOMMU_PERM_ALL;
+	uint32_t perms = start_perms;
 	struct pt_entry e;
 
 	if (root & (PT_TABLE_SIZE - 1)) {
@@ -174,6 +175,8 @@ static int walk_once(const struct pt_geom *g, const struct pt_acc *acc, uint64_t
 		}
 		table = e.addr;
 		level = e.next_level;
+		if (acc->on_table)
+			acc->on_table(acc->ctx, level, table, perms);
 	}
 
 	uint64_t size = 1ull << e.size_shift;
@@ -212,8 +215,8 @@ static int walk_once(const struct pt_geom *g, const struct pt_acc *acc, uint64_t
 	return 0;
 }
 
-int pt_walk_geom(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t iova,
-		 uint32_t access, int ad, struct viommu_pt_result *res)
+int pt_walk_geom_from(const struct pt_geom *g, const struct pt_acc *acc, uint64_t table, unsigned level,
+		      uint32_t perms, uint64_t iova, uint32_t access, int ad, struct viommu_pt_result *res)
 {
 	int ret;
 	unsigned tries = 0;
@@ -224,14 +227,89 @@ int pt_walk_geom(const struct pt_geom *g, const struct pt_acc *acc, uint64_t roo
 		/* References made by an abandoned pass were still made. */
 		res->refs = refs;
 		res->writes = writes;
-		ret = walk_once(g, acc, root, iova, access, ad, res);
+		ret = walk_once(g, acc, table, level, perms, iova, access, ad, res);
 	} while (ret == -EAGAIN && ++tries < 8);
 	if (ret == -EAGAIN) {
 		/* The guest keeps rewriting the entries of this walk: the
 		 * translation read is still one the guest had in place. */
-		ret = walk_once(g, acc, root, iova, access, 0, res);
+		ret = walk_once(g, acc, table, level, perms, iova, access, 0, res);
 	}
 	return ret;
+}
+
+int pt_walk_geom(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t iova,
+		 uint32_t access, int ad, struct viommu_pt_result *res)
+{
+	return pt_walk_geom_from(g, acc, root, g->levels, VIOMMU_PERM_ALL, iova, access, ad, res);
+}
+
+/* The input address of index `idx` of a table at `level` whose span starts
+ * at `base`, sign-extended where the format is canonical. */
+static uint64_t visit_iova(const struct pt_geom *g, uint64_t base, unsigned level, unsigned idx)
+{
+	uint64_t iova = base + ((uint64_t)idx << pt_entry_shift(level));
+	if (g->fmt->canonical && g->ias < 64 && ((iova >> (g->ias - 1)) & 1))
+		iova |= ~0ull << (g->ias - 1);
+	return iova;
+}
+
+static int visit_table(const struct pt_geom *g, const struct pt_acc *acc, uint64_t table, unsigned level,
+		       uint64_t base, uint32_t perms, uint64_t first, uint64_t last, pt_leaf_fn fn, void *ctx)
+{
+	unsigned eshift = pt_entry_shift(level);
+	uint64_t emask = eshift >= 64 ? ~0ull : (1ull << eshift) - 1;
+	unsigned lo = first > base ? pt_index(first, level) : 0;
+	/* The root of AMD-Vi mode 6 has 128 entries (bits 63:57). */
+	unsigned n = PT_ENTRIES;
+	if (level == g->levels && g->ias - eshift < 9)
+		n = 1u << (g->ias - eshift);
+	for (unsigned idx = lo; idx < n; idx++) {
+		uint64_t eiova = visit_iova(g, base, level, idx);
+		if (eiova > last)
+			break;
+		if ((eiova | emask) < first)
+			continue;
+		uint64_t pte;
+		struct pt_entry e;
+		if (acc->read(acc->ctx, table + (uint64_t)idx * 8, &pte))
+			continue;
+		memset(&e, 0, sizeof(e));
+		g->fmt->decode(g, pte, level, &e);
+		if (e.kind == PT_NONE || e.fault != VIOMMU_FAULT_NONE)
+			continue;
+		if (e.kind == PT_TABLE) {
+			if (e.next_level >= level || e.next_level == 0)
+				continue;
+			/* Skipped levels: only inputs with zero bits there
+			 * translate, i.e. the first part of the entry's span. */
+			uint64_t sub_last = eiova | ((1ull << pt_entry_shift(e.next_level + 1)) - 1);
+			if (sub_last < first)
+				continue;
+			int r = visit_table(g, acc, e.addr, e.next_level, eiova, perms & e.perms, first,
+					    last < sub_last ? last : sub_last, fn, ctx);
+			if (r)
+				return r;
+			continue;
+		}
+		uint64_t psize = 1ull << e.size_shift;
+		uint64_t piova = eiova & ~(psize - 1);
+		/* A replicated page is reported at its first entry in view. */
+		if (e.size_shift > eshift && piova != eiova && idx != lo)
+			continue;
+		int r = fn(ctx, piova, e.addr, psize, perms & e.perms);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int pt_visit_range(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t first,
+		   uint64_t last, pt_leaf_fn fn, void *ctx)
+{
+	if (root & (PT_TABLE_SIZE - 1))
+		return 0;
+	uint64_t base = 0;
+	return visit_table(g, acc, root, g->levels, base, VIOMMU_PERM_ALL, first, last, fn, ctx);
 }
 
 static int acc_mem_read(void *ctx, uint64_t addr, uint64_t *val)
@@ -243,6 +321,8 @@ static int acc_mem_or(void *ctx, uint64_t addr, uint64_t old, uint64_t bits)
 {
 	return mem_or64(ctx, addr, old, bits);
 }
+
+const struct pt_acc pt_acc_mem_template = { .read = acc_mem_read, .or = acc_mem_or };
 
 int viommu_pt_walk(const struct viommu_pt_config *cfg, viommu_mem *mem, uint64_t root, uint64_t iova,
 		   uint32_t access, struct viommu_pt_result *res)
@@ -468,6 +548,16 @@ static int pt_acc_or(void *ctx, uint64_t addr, uint64_t old, uint64_t bits)
 					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return 0;
 	return 1;
+}
+
+void pt_object_view(viommu_pt *pt, struct pt_acc *acc, uint64_t *root, const struct pt_geom **g)
+{
+	memset(acc, 0, sizeof(*acc));
+	acc->read = pt_acc_read;
+	acc->or = pt_acc_or;
+	acc->ctx = pt;
+	*root = pt->root;
+	*g = &pt->g;
 }
 
 int viommu_pt_create(struct viommu_pt_config *cfg, const struct viommu_pt_table_ops *tables,

@@ -86,12 +86,36 @@ int pt_geom_init(struct pt_geom *g, struct viommu_pt_config *cfg);
 struct pt_acc {
 	int (*read)(void *ctx, uint64_t addr, uint64_t *val);
 	int (*or)(void *ctx, uint64_t addr, uint64_t old, uint64_t bits);
+	/* Optional: the walk is about to read the table at `level` (below the
+	 * first), with `perms` granted by the levels above it. */
+	void (*on_table)(void *ctx, unsigned level, uint64_t table, uint32_t perms);
 	void *ctx;
 };
 
 /* The one walker. `ad`: honour VIOMMU_PT_F_AD. Returns 0 or -EFAULT. */
 int pt_walk_geom(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t iova,
 		 uint32_t access, int ad, struct viommu_pt_result *res);
+
+/* The same, starting at a table of `level` that a page-walk cache gave,
+ * with the permissions of the levels above it. */
+int pt_walk_geom_from(const struct pt_geom *g, const struct pt_acc *acc, uint64_t table, unsigned level,
+		      uint32_t perms, uint64_t iova, uint32_t access, int ad, struct viommu_pt_result *res);
+
+/*
+ * Visit every leaf of a table that overlaps [first, last], in address order
+ * (a replicated AMD-Vi page once). Entries that cannot be read or decode to a
+ * fault are skipped as not mapped. A non-zero return of fn stops the visit
+ * and is returned.
+ */
+typedef int (*pt_leaf_fn)(void *ctx, uint64_t iova, uint64_t pa, uint64_t size, uint32_t perms);
+int pt_visit_range(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t first,
+		   uint64_t last, pt_leaf_fn fn, void *ctx);
+
+/* The accessor, root and geometry of a caller-owned table. */
+void pt_object_view(viommu_pt *pt, struct pt_acc *acc, uint64_t *root, const struct pt_geom **g);
+
+/* Accessor over a viommu_mem (ctx = the viommu_mem). */
+extern const struct pt_acc pt_acc_mem_template;
 
 /* Is the input address inside the format's input space? */
 int pt_input_ok(const struct pt_geom *g, uint64_t iova);

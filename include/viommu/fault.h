@@ -43,6 +43,16 @@ enum viommu_fault_reason {
 	VIOMMU_FAULT_ROOT_MISALIGNED = 7,
 	/** The accessed/dirty bits could not be written back (read-only memory). */
 	VIOMMU_FAULT_TABLE_WRITE = 8,
+	/** The requester (or its PASID) is not attached, or its domain blocks. */
+	VIOMMU_FAULT_BLOCKED = 9,
+	/** The output touches a page the exclusion vector or ranges protect. */
+	VIOMMU_FAULT_EXCLUDED = 10,
+	/** The request itself is malformed (PASID out of range, access of zero
+	 *  bytes or wrapping past 2^64). */
+	VIOMMU_FAULT_BAD_REQUEST = 11,
+	/** The translated address is backed by no memory (no region, and the
+	 *  memory callbacks refused it): the bus would abort the DMA. */
+	VIOMMU_FAULT_DMA_TARGET = 12,
 
 	VIOMMU_FAULT_REASON_COUNT /**< number of reasons; not a reason */
 };

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal: the IOMMU core's objects. */
+#ifndef VIOMMU_INTERNAL_CORE_H
+#define VIOMMU_INTERNAL_CORE_H
+
+#include <pthread.h>
+
+#include <viommu/dma.h>
+#include <viommu/iommu.h>
+
+#include "alloc.h"
+#include "mem_internal.h"
+#include "pt_internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* Caches: set-associative, readers lock-free under a per-set sequence count */
+
+#define VCACHE_WAYS 8u
+
+/*
+ * An entry: tag (0 = empty), key (page or prefix number), value (an address
+ * with VIOMMU_PERM_* in its low 4 bits). Each word is read and written
+ * atomically; a reader that sees the set's sequence change retries.
+ */
+struct vcache_entry {
+	uint64_t tag;
+	uint64_t key;
+	uint64_t val;
+};
+
+struct vcache_set {
+	uint32_t seq; /* odd while a writer is in the set */
+	uint32_t victim;
+	struct vcache_entry way[VCACHE_WAYS];
+};
+
+struct vcache {
+	struct vcache_set *sets;
+	uint32_t nr_sets; /* power of two */
+	uint64_t hits, misses, evictions; /* atomic counters */
+};
+
+/* tag = domain id << 32 | pasid index << 11 | class << 1 | 1 */
+static inline uint64_t vcache_tag(uint32_t domid, uint32_t pasidx, unsigned cls)
+{
+	return (uint64_t)domid << 32 | (uint64_t)pasidx << 11 | (uint64_t)(cls & 0x3f) << 1 | 1u;
+}
+
+#define VCACHE_TAG_DOM(t)   ((uint32_t)((t) >> 32))
+#define VCACHE_TAG_PASID(t) ((uint32_t)(((t) >> 11) & 0x1fffff))
+#define VCACHE_TAG_CLS(t)   ((unsigned)(((t) >> 1) & 0x3f))
+
+/* PASID values as cache tags: VIOMMU_NO_PASID is 2^20. */
+static inline uint32_t pasid_index(uint32_t pasid)
+{
+	return pasid == VIOMMU_NO_PASID ? (VIOMMU_PASID_MAX + 1) : pasid;
+}
+
+int vcache_init(struct vcache *c, const struct valloc *a, uint32_t entries);
+void vcache_fini(struct vcache *c, const struct valloc *a);
+/* 1 and *val on a hit. Counts hits/misses only when `count` is set. */
+int vcache_lookup(struct vcache *c, uint64_t tag, uint64_t key, uint64_t *val, int count);
+/* Insert unless the instance's invalidation generation moved past `gen`. */
+void vcache_insert(struct vcache *c, const uint64_t *gen_now, uint64_t gen, uint64_t tag, uint64_t key,
+		   uint64_t val);
+
+/* What an invalidation drops. */
+struct vcache_match {
+	int all;              /* everything */
+	uint32_t domid;       /* else: this domain */
+	int any_pasid;        /* of every PASID */
+	uint32_t pasidx;      /* else this PASID index */
+	int ranged;           /* else only entries overlapping [first, last] */
+	uint64_t first, last; /* keys are page numbers of 2^class bytes */
+};
+void vcache_invalidate(struct vcache *c, const struct vcache_match *m);
+/* Drop the entries of key range for one tag (for small ranges). */
+void vcache_drop(struct vcache *c, uint64_t tag, uint64_t key);
+
+/* ------------------------------------------------------------------------ */
+/* Objects                                                                  */
+
+struct viommu_notifier {
+	struct viommu_notifier *next;
+	viommu_domain *dom;
+	viommu_map_notify_fn fn;
+	void *ctx;
+};
+
+struct viommu_domain {
+	viommu *v;
+	uint32_t id;
+	enum viommu_domain_type type;
+	uint32_t flags;
+	struct pt_geom g;               /* paging/nested: the domain's table */
+	struct viommu_pt_config ptcfg;
+	viommu_pt *pt;                  /* host-owned table */
+	uint64_t root;                  /* guest-owned root (atomic) */
+	uint32_t attached;              /* (device, PASID) attachments */
+	struct viommu_domain *next;     /* instance list */
+	/* Notifiers, and for guest-owned tables the mappings last reported. */
+	pthread_mutex_t notify_lock;
+	struct viommu_notifier *notifiers;
+	viommu_pt *shadow;
+};
+
+/* Per (device, PASID) attachment. The hit path reads `word` only. */
+#define ATT_VALID   (1ull << 63)
+#define ATT_NESTED  (1ull << 62)
+#define ATT_SIZES_SHIFT 32 /* bits 32..59: page shifts 12..39 seen in the IOTLB */
+struct attach {
+	uint64_t word;          /* atomic: ATT_* | sizes | domain id */
+	viommu_domain *dom;     /* under the topology lock */
+	struct pt_geom s1;      /* nested */
+	uint64_t s1_root;
+};
+
+#define ATT_CHUNK 64u
+struct viommu_dev {
+	viommu *v;
+	struct viommu_rid rid;
+	struct viommu_dev *next;   /* hash chain */
+	struct attach nopasid;
+	/* PASIDs: chunks of ATT_CHUNK slots, allocated on first attach, kept
+	 * until the device goes (the hit path may be reading them). */
+	struct attach **chunks;    /* (VIOMMU_PASID_MAX + 1) / ATT_CHUNK pointers */
+};
+
+#define DEV_HASH 256u
+
+/* Exclusion: a radix of bitmaps over page numbers (bits 51:12). */
+#define EXCL_TOP_BITS 14u
+#define EXCL_MID_BITS 11u
+#define EXCL_LEAF_BITS 15u
+
+struct viommu {
+	struct valloc alloc;
+	viommu_mem *mem;
+	viommu_msi_fn msi;
+	void *msi_ctx;
+	viommu_fault_fn fault;
+	void *fault_ctx;
+	viommu_log_fn log;
+	void *log_ctx;
+
+	pthread_rwlock_t topo;     /* devices, domains, attachments */
+	pthread_mutex_t excl_lock; /* writers of the exclusion vector */
+
+	uint64_t gen;              /* invalidation generation (atomic) */
+	uint64_t fault_seq;        /* atomic */
+	uint32_t next_domid;
+
+	struct vcache iotlb, pwc, ntlb;
+
+	struct viommu_dev *devs[DEV_HASH];
+	struct viommu_domain *domains;
+
+	uint64_t **excl_top[1u << EXCL_TOP_BITS]; /* -> mid -> leaf bitmap */
+	uint64_t excl_pages;       /* atomic: pages protected now */
+
+	/* counters (atomic) */
+	uint64_t st_translations, st_walks, st_refs, st_faults, st_invalidations;
+};
+
+/* core.c */
+void core_log(viommu *v, enum viommu_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int excl_check(viommu *v, uint64_t addr, uint64_t len);
+struct attach *dev_attach_slot(viommu_dev *dev, uint32_t pasid);
+void core_report_fault(viommu *v, struct viommu_fault_record *rec);
+
+/* translate.c */
+/* The translation of one request; `rec` filled on -EFAULT but not reported. */
+int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,
+		   struct viommu_translation *out);
+
+/* notify.c */
+int notify_host_event(viommu_domain *d, const struct viommu_map_event *ev);
+int notify_guest_range(viommu_domain *d, uint64_t first, uint64_t last);
+void notify_domain_fini(viommu_domain *d);
+
+/* invalidation helpers (translate.c) */
+void inval_domain_pasid(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
+			uint64_t last, int stage2);
+
+#endif

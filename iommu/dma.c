@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The DMA API: copies in and out of guest memory at an IOVA, page by page
+ * through translation, and zero-copy pointers for contiguous ranges.
+ */
+#include "core_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void dma_fault(viommu_dev *dev, struct viommu_fault_record *rec, struct viommu_fault_record *out)
+{
+	core_report_fault(dev->v, rec);
+	if (out)
+		*out = *rec;
+}
+
+/* Copy one translated chunk. 0 or -EFAULT. */
+static int copy_chunk(viommu *v, uint64_t oaddr, uint8_t *buf, size_t len, int is_write)
+{
+	void *host = viommu_mem_ptr(v->mem, oaddr, len, is_write);
+	if (host) {
+		if (is_write)
+			memcpy(host, buf, len);
+		else
+			memcpy(buf, host, len);
+		return 0;
+	}
+	int r = is_write ? viommu_mem_write(v->mem, oaddr, buf, len) : viommu_mem_read(v->mem, oaddr, buf, len);
+	return r ? -EFAULT : 0;
+}
+
+static int dma_rw(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, size_t len, uint32_t attrs,
+		  int is_write, size_t *done, struct viommu_fault_record *fault)
+{
+	size_t pos = 0;
+	uint64_t last;
+	int ret = 0;
+
+	if (done)
+		*done = 0;
+	if (!dev || (!buf && len) || (attrs & ~(VIOMMU_DMA_PRIV | VIOMMU_DMA_EXEC)))
+		return -EINVAL;
+	if (len && __builtin_add_overflow(iova, (uint64_t)len - 1, &last))
+		return -EINVAL;
+	uint32_t access = (is_write ? VIOMMU_ACCESS_WRITE : VIOMMU_ACCESS_READ) | (attrs & VIOMMU_DMA_PRIV);
+	if (!is_write && (attrs & VIOMMU_DMA_EXEC))
+		access |= VIOMMU_ACCESS_EXEC;
+
+	while (pos < len) {
+		struct viommu_translation t;
+		uint64_t cur = iova + pos;
+		ret = core_translate(dev, pasid, cur, access, &t);
+		if (ret) {
+			dma_fault(dev, &t.fault, fault);
+			break;
+		}
+		size_t chunk = len - pos;
+		if (t.len < chunk)
+			chunk = (size_t)t.len;
+		if (copy_chunk(dev->v, t.oaddr, buf + pos, chunk, is_write)) {
+			struct viommu_fault_record rec;
+			memset(&rec, 0, sizeof(rec));
+			rec.rid = dev->rid;
+			rec.pasid = pasid;
+			rec.addr = cur;
+			rec.access = access;
+			rec.reason = VIOMMU_FAULT_DMA_TARGET;
+			dma_fault(dev, &rec, fault);
+			ret = -EFAULT;
+			break;
+		}
+		pos += chunk;
+	}
+	if (done)
+		*done = pos;
+	return ret;
+}
+
+int viommu_dma_read(viommu_dev *dev, uint32_t pasid, uint64_t iova, void *buf, size_t len, uint32_t attrs,
+		    size_t *done, struct viommu_fault_record *fault)
+{
+	return dma_rw(dev, pasid, iova, buf, len, attrs, 0, done, fault);
+}
+
+int viommu_dma_write(viommu_dev *dev, uint32_t pasid, uint64_t iova, const void *buf, size_t len,
+		     uint32_t attrs, size_t *done, struct viommu_fault_record *fault)
+{
+	return dma_rw(dev, pasid, iova, (uint8_t *)buf, len, attrs, 1, done, fault);
+}
+
+static int dma_sg(viommu_dev *dev, uint32_t pasid, const struct viommu_dma_seg *segs, size_t nr_segs,
+		  uint8_t *buf, uint32_t attrs, int is_write, size_t *done, struct viommu_fault_record *fault)
+{
+	size_t total = 0, pos = 0;
+
+	if (done)
+		*done = 0;
+	if (!dev || (!segs && nr_segs))
+		return -EINVAL;
+	for (size_t i = 0; i < nr_segs; i++) {
+		uint64_t last;
+		if (segs[i].len > SIZE_MAX || __builtin_add_overflow(total, (size_t)segs[i].len, &total))
+			return -EINVAL;
+		if (segs[i].len && __builtin_add_overflow(segs[i].iova, segs[i].len - 1, &last))
+			return -EINVAL;
+	}
+	if (total && !buf)
+		return -EINVAL;
+	for (size_t i = 0; i < nr_segs; i++) {
+		size_t d = 0;
+		int ret = dma_rw(dev, pasid, segs[i].iova, buf + pos, (size_t)segs[i].len, attrs, is_write, &d, fault);
+		pos += d;
+		if (ret) {
+			if (done)
+				*done = pos;
+			return ret;
+		}
+	}
+	if (done)
+		*done = pos;
+	return 0;
+}
+
+int viommu_dma_read_sg(viommu_dev *dev, uint32_t pasid, const struct viommu_dma_seg *segs, size_t nr_segs,
+		       void *buf, uint32_t attrs, size_t *done, struct viommu_fault_record *fault)
+{
+	return dma_sg(dev, pasid, segs, nr_segs, buf, attrs, 0, done, fault);
+}
+
+int viommu_dma_write_sg(viommu_dev *dev, uint32_t pasid, const struct viommu_dma_seg *segs, size_t nr_segs,
+			const void *buf, uint32_t attrs, size_t *done, struct viommu_fault_record *fault)
+{
+	return dma_sg(dev, pasid, segs, nr_segs, (uint8_t *)buf, attrs, 1, done, fault);
+}
+
+int viommu_dma_map_ptr(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint64_t len, uint32_t access,
+		       void **host, uint64_t *maplen, struct viommu_fault_record *fault)
+{
+	uint64_t last;
+
+	if (host)
+		*host = NULL;
+	if (maplen)
+		*maplen = 0;
+	if (!dev || !host || !maplen || !len || __builtin_add_overflow(iova, len - 1, &last))
+		return -EINVAL;
+	if (access & ~(VIOMMU_ACCESS_READ | VIOMMU_ACCESS_WRITE | VIOMMU_ACCESS_PRIV) ||
+	    !(access & (VIOMMU_ACCESS_READ | VIOMMU_ACCESS_WRITE)))
+		return -EINVAL;
+	viommu *v = dev->v;
+	int writable = !!(access & VIOMMU_ACCESS_WRITE);
+
+	struct viommu_translation t;
+	int ret = core_translate(dev, pasid, iova, access, &t);
+	if (ret) {
+		dma_fault(dev, &t.fault, fault);
+		return ret;
+	}
+	uint64_t start = t.oaddr;
+	uint64_t got = t.len < len ? t.len : len;
+	if (!viommu_mem_ptr(v->mem, start, 1, writable)) {
+		struct viommu_fault_record rec;
+		memset(&rec, 0, sizeof(rec));
+		rec.rid = dev->rid;
+		rec.pasid = pasid;
+		rec.addr = iova;
+		rec.access = access;
+		rec.reason = VIOMMU_FAULT_DMA_TARGET;
+		dma_fault(dev, &rec, fault);
+		return -EFAULT;
+	}
+	/* Extend while the next page translates right after this one. A
+	 * fault past the first page only ends the prefix: it is not reported
+	 * (the caller's next call will meet it and report it). */
+	while (got < len) {
+		struct viommu_translation n;
+		if (core_translate(dev, pasid, iova + got, access, &n) || n.oaddr != start + got)
+			break;
+		got += n.len < len - got ? n.len : len - got;
+	}
+	/* Clip to one memory region. */
+	while (got && !viommu_mem_ptr(v->mem, start, got, writable)) {
+		/* Find the region's end by halving: regions are few and
+		 * this runs once per call. */
+		uint64_t lo = 1, hi = got;
+		while (lo < hi) {
+			uint64_t mid = lo + (hi - lo + 1) / 2;
+			if (viommu_mem_ptr(v->mem, start, mid, writable))
+				lo = mid;
+			else
+				hi = mid - 1;
+		}
+		got = lo;
+	}
+	*host = viommu_mem_ptr(v->mem, start, got, writable);
+	*maplen = got;
+	return 0;
+}

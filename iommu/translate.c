@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Translation: the IOTLB fast path, one- and two-stage walks with the nested
+ * TLB and the page-walk cache, and invalidation.
+ */
+#include "core_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define PERM_BITS 0xfull
+#define NTLB_SHIFT_BITS (0x3full << 4)
+#define PWC_CLASS(level) (level)
+
+static void fault_set(struct viommu_translation *out, viommu_dev *dev, uint32_t pasid, uint64_t iova,
+		      uint32_t access, enum viommu_fault_reason why, uint32_t stage,
+		      const struct viommu_pt_result *r)
+{
+	struct viommu_fault_record *f = &out->fault;
+	memset(f, 0, sizeof(*f));
+	f->rid = dev->rid;
+	f->pasid = pasid;
+	f->addr = iova;
+	f->access = access;
+	f->reason = why;
+	f->stage = stage;
+	if (r) {
+		f->level = r->level;
+		f->entry_addr = r->entry_addr;
+		f->entry = r->entry;
+	}
+}
+
+/* What the request needs of a cached translation's permissions. */
+static uint32_t perms_needed(uint32_t access)
+{
+	uint32_t need = access & (VIOMMU_ACCESS_READ | VIOMMU_ACCESS_WRITE | VIOMMU_ACCESS_EXEC);
+	if (!(access & VIOMMU_ACCESS_PRIV))
+		need |= VIOMMU_PERM_USER;
+	return need;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stage 2 with the nested TLB                                              */
+
+struct walk_ctx {
+	viommu *v;
+	viommu_domain *d;
+	uint64_t gen;
+	uint32_t pasidx;
+	uint32_t refs;          /* stage-2 references (table fetches + final) */
+	int s2_faulted;
+	struct viommu_pt_result s2res;
+	/* stage-1 tables seen on the way down, for the page-walk cache */
+	uint64_t s1_table[PT_MAX_LEVELS + 1];
+	uint32_t s1_perms[PT_MAX_LEVELS + 1];
+	uint32_t s1_seen;       /* bit per level */
+};
+
+/* Walk the domain's own table (one stage, or stage 2). */
+static int domain_walk(struct walk_ctx *w, uint64_t in, uint32_t access, int ad, struct viommu_pt_result *res)
+{
+	viommu_domain *d = w->d;
+	struct pt_acc acc;
+	uint64_t root;
+	const struct pt_geom *g;
+
+	memset(res, 0, sizeof(*res));
+	if (d->pt) {
+		pt_object_view(d->pt, &acc, &root, &g);
+	} else {
+		acc = pt_acc_mem_template;
+		acc.ctx = w->v->mem;
+		root = __atomic_load_n(&d->root, __ATOMIC_ACQUIRE);
+		g = &d->g;
+	}
+	__atomic_fetch_add(&w->v->st_walks, 1, __ATOMIC_RELAXED);
+	int ret = pt_walk_geom(g, &acc, root, in, access, ad, res);
+	__atomic_fetch_add(&w->v->st_refs, res->refs, __ATOMIC_RELAXED);
+	return ret;
+}
+
+/*
+ * Stage-2 translation of a guest-physical address through the nested TLB.
+ * On success *hpa is the output of gpa, *shift the stage-2 page size, *perms
+ * its permissions.
+ */
+static int s2_translate(struct walk_ctx *w, uint64_t gpa, uint32_t access, uint64_t *hpa, unsigned *shift,
+			uint32_t *perms)
+{
+	viommu *v = w->v;
+	uint64_t tag = vcache_tag(w->d->id, 0, 12);
+	uint64_t val;
+	uint32_t need = perms_needed(access | VIOMMU_ACCESS_PRIV);
+
+	if (vcache_lookup(&v->ntlb, tag, gpa >> 12, &val, 1) && (val & need) == need) {
+		*hpa = (val & ~0xfffull) | (gpa & 0xfff);
+		*shift = (unsigned)((val & NTLB_SHIFT_BITS) >> 4);
+		*perms = (uint32_t)(val & PERM_BITS);
+		return 0;
+	}
+	struct viommu_pt_result r;
+	int ad = !!(w->d->g.flags & VIOMMU_PT_F_AD);
+	int ret = domain_walk(w, gpa, access | VIOMMU_ACCESS_PRIV, 1, &r);
+	w->refs += r.refs;
+	if (ret) {
+		w->s2_faulted = 1;
+		w->s2res = r;
+		return -EFAULT;
+	}
+	uint32_t p = r.perms;
+	/* With A/D, a write must walk again to set the dirty bit. */
+	if (ad && !(access & VIOMMU_ACCESS_WRITE))
+		p &= ~VIOMMU_PERM_WRITE;
+	unsigned s = (unsigned)__builtin_ctzll(r.page_size);
+	vcache_insert(&v->ntlb, &v->gen, w->gen, tag, gpa >> 12,
+		      (r.oaddr & ~0xfffull) | ((uint64_t)s << 4) | (p & PERM_BITS));
+	*hpa = r.oaddr;
+	*shift = s;
+	*perms = r.perms;
+	return 0;
+}
+
+/* Stage-1 accessor: table addresses are stage-2 inputs. */
+static int s1_read(void *ctx, uint64_t gpa, uint64_t *val)
+{
+	struct walk_ctx *w = ctx;
+	uint64_t hpa;
+	unsigned shift;
+	uint32_t perms;
+	if (s2_translate(w, gpa, VIOMMU_ACCESS_READ, &hpa, &shift, &perms))
+		return -EFAULT;
+	if (mem_read64(w->v->mem, hpa, val))
+		return -EFAULT;
+	return 0;
+}
+
+static int s1_or(void *ctx, uint64_t gpa, uint64_t old, uint64_t bits)
+{
+	struct walk_ctx *w = ctx;
+	uint64_t hpa;
+	unsigned shift;
+	uint32_t perms;
+	if (s2_translate(w, gpa, VIOMMU_ACCESS_WRITE, &hpa, &shift, &perms))
+		return -EFAULT;
+	return mem_or64(w->v->mem, hpa, old, bits);
+}
+
+static void s1_on_table(void *ctx, unsigned level, uint64_t table, uint32_t perms)
+{
+	struct walk_ctx *w = ctx;
+	if (level > PT_MAX_LEVELS)
+		return;
+	w->s1_table[level] = table;
+	w->s1_perms[level] = perms;
+	w->s1_seen |= 1u << level;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The walk of one request (slow path), under the topology read lock        */
+
+struct walk_out {
+	uint64_t oaddr;
+	unsigned shift;   /* page size of the combined translation */
+	uint32_t perms;   /* for the request's check */
+	uint32_t cperms;  /* for the IOTLB */
+	int cacheable;
+};
+
+static int walk_request(struct walk_ctx *w, struct attach *a, uint64_t iova, uint32_t access,
+			struct walk_out *o, struct viommu_translation *out, viommu_dev *dev, uint32_t pasid)
+{
+	viommu_domain *d = w->d;
+	struct viommu_pt_result r;
+	int ad2 = d->type != VIOMMU_DOMAIN_BLOCKED && d->type != VIOMMU_DOMAIN_IDENTITY &&
+		  (d->g.flags & VIOMMU_PT_F_AD);
+
+	switch (d->type) {
+	case VIOMMU_DOMAIN_BLOCKED:
+		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
+		return -EFAULT;
+	case VIOMMU_DOMAIN_IDENTITY:
+		o->oaddr = iova;
+		o->shift = 62; /* one page as big as can be reported */
+		o->perms = o->cperms = VIOMMU_PERM_ALL;
+		o->cacheable = 0;
+		return 0;
+	case VIOMMU_DOMAIN_PAGING: {
+		int ret = domain_walk(w, iova, access, 1, &r);
+		out->refs += r.refs;
+		if (ret) {
+			fault_set(out, dev, pasid, iova, access, r.fault, 0, &r);
+			return -EFAULT;
+		}
+		o->oaddr = r.oaddr;
+		o->shift = (unsigned)__builtin_ctzll(r.page_size);
+		o->perms = o->cperms = r.perms;
+		if (ad2 && !(access & VIOMMU_ACCESS_WRITE))
+			o->cperms &= ~VIOMMU_PERM_WRITE;
+		o->cacheable = 1;
+		return 0;
+	}
+	case VIOMMU_DOMAIN_NESTED:
+		break;
+	}
+
+	/* Stage 1, from the deepest table the page-walk cache knows. */
+	viommu *v = w->v;
+	const struct pt_geom *g1 = &a->s1;
+	uint64_t table = a->s1_root;
+	unsigned level = g1->levels;
+	uint32_t perms = VIOMMU_PERM_ALL;
+	if (pt_input_ok(g1, iova)) {
+		for (unsigned l = 1; l < g1->levels; l++) {
+			uint64_t val;
+			uint64_t key = iova >> pt_entry_shift(l + 1);
+			if (vcache_lookup(&v->pwc, vcache_tag(d->id, w->pasidx, PWC_CLASS(l)), key, &val, 1)) {
+				table = val & ~0xfffull;
+				perms = (uint32_t)(val & PERM_BITS);
+				level = l;
+				break;
+			}
+		}
+	}
+	struct pt_acc acc = { .read = s1_read, .or = s1_or, .on_table = s1_on_table, .ctx = w };
+	memset(&r, 0, sizeof(r));
+	__atomic_fetch_add(&v->st_walks, 1, __ATOMIC_RELAXED);
+	int ret = pt_walk_geom_from(g1, &acc, table, level, perms, iova, access, 1, &r);
+	__atomic_fetch_add(&v->st_refs, r.refs, __ATOMIC_RELAXED);
+	out->refs += r.refs;
+	if (ret) {
+		out->refs += w->refs;
+		if (w->s2_faulted)
+			fault_set(out, dev, pasid, iova, access, w->s2res.fault, 2, &w->s2res);
+		else
+			fault_set(out, dev, pasid, iova, access, r.fault, 1, &r);
+		return -EFAULT;
+	}
+	/* Remember the tables this walk went through. */
+	for (unsigned l = 1; l < g1->levels; l++) {
+		if (!(w->s1_seen & (1u << l)))
+			continue;
+		uint64_t key = iova >> pt_entry_shift(l + 1);
+		vcache_insert(&v->pwc, &v->gen, w->gen, vcache_tag(d->id, w->pasidx, PWC_CLASS(l)), key,
+			      w->s1_table[l] | (w->s1_perms[l] & PERM_BITS));
+	}
+
+	/* Stage 2 of the output. */
+	uint64_t hpa;
+	unsigned s2shift;
+	uint32_t s2perms;
+	uint32_t s2access = access & (VIOMMU_ACCESS_READ | VIOMMU_ACCESS_WRITE | VIOMMU_ACCESS_EXEC);
+	ret = s2_translate(w, r.oaddr, s2access, &hpa, &s2shift, &s2perms);
+	out->refs += w->refs;
+	if (ret) {
+		fault_set(out, dev, pasid, iova, access, w->s2res.fault, 2, &w->s2res);
+		return -EFAULT;
+	}
+	unsigned s1shift = (unsigned)__builtin_ctzll(r.page_size);
+	o->shift = s1shift < s2shift ? s1shift : s2shift;
+	o->oaddr = hpa;
+	o->perms = r.perms & (s2perms | VIOMMU_PERM_USER);
+	o->cperms = o->perms;
+	int ad1 = !!(g1->flags & VIOMMU_PT_F_AD);
+	if ((ad1 || ad2) && !(access & VIOMMU_ACCESS_WRITE))
+		o->cperms &= ~VIOMMU_PERM_WRITE;
+	o->cacheable = 1;
+	if ((perms_needed(access) & o->perms) != perms_needed(access)) {
+		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_PERMISSION, 2, NULL);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Translation                                                              */
+
+static void fill_out(struct viommu_translation *out, uint64_t iova, uint64_t base, unsigned shift,
+		     uint32_t perms)
+{
+	uint64_t off = shift >= 64 ? iova : iova & ((1ull << shift) - 1);
+	out->oaddr = base + off;
+	out->perms = perms;
+	out->len = (shift >= 64 ? 0 : (1ull << shift)) - off;
+	if (!out->len || out->len > (1ull << 62))
+		out->len = 1ull << 62;
+}
+
+int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,
+		   struct viommu_translation *out)
+{
+	viommu *v = dev->v;
+	uint32_t need = perms_needed(access);
+
+	memset(out, 0, sizeof(*out));
+	__atomic_fetch_add(&v->st_translations, 1, __ATOMIC_RELAXED);
+	if (pasid != VIOMMU_NO_PASID && pasid > VIOMMU_PASID_MAX) {
+		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BAD_REQUEST, 0, NULL);
+		return -EFAULT;
+	}
+	struct attach *a = dev_attach_slot(dev, pasid);
+	uint64_t word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
+	if (!(word & ATT_VALID)) {
+		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
+		return -EFAULT;
+	}
+	uint32_t pasidx = pasid_index(pasid);
+	uint32_t domid = (uint32_t)word;
+
+	/* The fast path: the page sizes this attachment has cached. */
+	uint64_t sizes = (word >> ATT_SIZES_SHIFT) & ((1ull << 28) - 1);
+	while (sizes) {
+		unsigned shift = 12 + (unsigned)__builtin_ctzll(sizes);
+		sizes &= sizes - 1;
+		uint64_t val;
+		if (vcache_lookup(&v->iotlb, vcache_tag(domid, pasidx, shift), iova >> shift, &val, 0)) {
+			if ((val & need) != need)
+				break; /* permissions may have grown: walk */
+			__atomic_fetch_add(&v->iotlb.hits, 1, __ATOMIC_RELAXED);
+			fill_out(out, iova, val & ~0xfffull, shift, (uint32_t)(val & PERM_BITS));
+			out->iotlb_hit = 1;
+			goto check_excl;
+		}
+	}
+	__atomic_fetch_add(&v->iotlb.misses, 1, __ATOMIC_RELAXED);
+
+	/* The slow path. The generation is read before anything the walk
+	 * depends on, so an invalidation racing with it stops its insert. */
+	struct walk_ctx w;
+	memset(&w, 0, sizeof(w));
+	w.v = v;
+	w.gen = __atomic_load_n(&v->gen, __ATOMIC_SEQ_CST);
+	w.pasidx = pasidx;
+	pthread_rwlock_rdlock(&v->topo);
+	word = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE);
+	if (!(word & ATT_VALID) || !a->dom) {
+		pthread_rwlock_unlock(&v->topo);
+		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
+		return -EFAULT;
+	}
+	w.d = a->dom;
+	struct walk_out o;
+	memset(&o, 0, sizeof(o));
+	int ret = walk_request(&w, a, iova, access, &o, out, dev, pasid);
+	if (!ret && o.cacheable) {
+		uint64_t tag = vcache_tag(w.d->id, pasidx, o.shift);
+		vcache_insert(&v->iotlb, &v->gen, w.gen, tag, iova >> o.shift,
+			      (o.oaddr & ~((1ull << o.shift) - 1)) | (o.cperms & PERM_BITS));
+		if (o.shift >= 12 && o.shift < 40)
+			__atomic_fetch_or(&a->word, 1ull << (ATT_SIZES_SHIFT + o.shift - 12), __ATOMIC_RELEASE);
+	}
+	pthread_rwlock_unlock(&v->topo);
+	if (ret)
+		return ret;
+	fill_out(out, iova, o.oaddr & ~((1ull << o.shift) - 1), o.shift, o.perms);
+
+check_excl:
+	if (__atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE)) {
+		/* Exclusion is per 4 KiB page: report no further than this
+		 * one, and check it. */
+		uint64_t to_page_end = 0x1000 - (out->oaddr & 0xfff);
+		if (out->len > to_page_end)
+			out->len = to_page_end;
+		if (excl_check(v, out->oaddr, 1)) {
+			fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_EXCLUDED, 0, NULL);
+			return -EFAULT;
+		}
+	}
+	return 0;
+}
+
+int viommu_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,
+		     struct viommu_translation *out)
+{
+	if (!dev || !out)
+		return -EINVAL;
+	if (access & ~(VIOMMU_ACCESS_READ | VIOMMU_ACCESS_WRITE | VIOMMU_ACCESS_EXEC | VIOMMU_ACCESS_PRIV))
+		return -EINVAL;
+	int ret = core_translate(dev, pasid, iova, access, out);
+	if (ret == -EFAULT)
+		core_report_fault(dev->v, &out->fault);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Invalidation                                                             */
+
+void inval_domain_pasid(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
+			uint64_t last, int stage2)
+{
+	struct vcache_match m = {
+		.domid = domid,
+		.any_pasid = any_pasid,
+		.pasidx = pasid_index(pasid),
+		.ranged = ranged,
+		.first = first,
+		.last = last,
+	};
+	/* First the generation, so walks in flight cannot insert what is
+	 * about to be dropped (cache.c). */
+	__atomic_fetch_add(&v->gen, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&v->st_invalidations, 1, __ATOMIC_RELAXED);
+	vcache_invalidate(&v->iotlb, &m);
+	struct vcache_match pm = m;
+	pm.ranged = 0; /* walk-cache keys are prefixes, not pages */
+	vcache_invalidate(&v->pwc, &pm);
+	if (stage2) {
+		struct vcache_match nm = m;
+		nm.any_pasid = 1;
+		vcache_invalidate(&v->ntlb, &nm);
+	}
+}
+
+void viommu_invalidate_all(viommu *v)
+{
+	if (!v)
+		return;
+	struct vcache_match m = { .all = 1 };
+	__atomic_fetch_add(&v->gen, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&v->st_invalidations, 1, __ATOMIC_RELAXED);
+	vcache_invalidate(&v->iotlb, &m);
+	vcache_invalidate(&v->pwc, &m);
+	vcache_invalidate(&v->ntlb, &m);
+	pthread_rwlock_rdlock(&v->topo);
+	for (viommu_domain *d = v->domains; d; d = d->next)
+		if (!d->pt && (d->type == VIOMMU_DOMAIN_PAGING || d->type == VIOMMU_DOMAIN_NESTED))
+			notify_guest_range(d, 0, ~0ull);
+	pthread_rwlock_unlock(&v->topo);
+}
+
+void viommu_invalidate_domain(viommu_domain *d)
+{
+	if (!d)
+		return;
+	inval_domain_pasid(d->v, d->id, 1, 0, 0, 0, 0, 1);
+	if (!d->pt && (d->type == VIOMMU_DOMAIN_PAGING || d->type == VIOMMU_DOMAIN_NESTED))
+		notify_guest_range(d, 0, ~0ull);
+}
+
+void viommu_invalidate_pasid(viommu_domain *d, uint32_t pasid)
+{
+	if (!d)
+		return;
+	inval_domain_pasid(d->v, d->id, 0, pasid, 0, 0, 0, 0);
+}
+
+int viommu_invalidate_range(viommu_domain *d, uint32_t pasid, int all_pasids, uint64_t iova, uint64_t size)
+{
+	uint64_t last;
+	if (!d || !size || __builtin_add_overflow(iova, size - 1, &last))
+		return -EINVAL;
+	if (!all_pasids) {
+		inval_domain_pasid(d->v, d->id, 0, pasid, 1, iova, last, 0);
+		return 0;
+	}
+	if (d->type == VIOMMU_DOMAIN_NESTED) {
+		/* A stage-2 change: IOTLB entries are tagged by stage-1
+		 * input, so all of the domain's go; the nested TLB only in
+		 * the range. */
+		inval_domain_pasid(d->v, d->id, 1, 0, 0, 0, 0, 0);
+		struct vcache_match nm = { .domid = d->id, .any_pasid = 1, .ranged = 1, .first = iova, .last = last };
+		vcache_invalidate(&d->v->ntlb, &nm);
+	} else {
+		inval_domain_pasid(d->v, d->id, 1, 0, 1, iova, last, 0);
+	}
+	if (!d->pt && (d->type == VIOMMU_DOMAIN_PAGING || d->type == VIOMMU_DOMAIN_NESTED))
+		return notify_guest_range(d, iova, last);
+	return 0;
+}
