@@ -15,6 +15,10 @@ static const char *const reason_names[VIOMMU_FAULT_REASON_COUNT] = {
 	[VIOMMU_FAULT_EXCLUDED] = "excluded",
 	[VIOMMU_FAULT_BAD_REQUEST] = "bad-request",
 	[VIOMMU_FAULT_DMA_TARGET] = "dma-target",
+	[VIOMMU_FAULT_IR_INDEX] = "ir-index",
+	[VIOMMU_FAULT_IR_NOT_PRESENT] = "ir-not-present",
+	[VIOMMU_FAULT_IR_COMPAT_BLOCKED] = "ir-compat-blocked",
+	[VIOMMU_FAULT_IR_SOURCE_ID] = "ir-source-id",
 };
 
 const char *viommu_fault_reason_name(enum viommu_fault_reason reason)

@@ -4,6 +4,7 @@
  * exclusion vector, counters and fault reporting.
  */
 #include "core_internal.h"
+#include "fl_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -80,9 +81,25 @@ int viommu_create(const struct viommu_config *cfg, const struct viommu_alloc *al
 		ret = -ENOMEM;
 		goto err_topo;
 	}
+	if (pthread_mutex_init(&v->fq_lock, NULL)) {
+		ret = -ENOMEM;
+		goto err_excl;
+	}
+	ret = inject_init(v);
+	if (ret)
+		goto err_fq;
+	ret = ir_init(v);
+	if (ret)
+		goto err_inject;
 	*out = v;
 	return 0;
 
+err_inject:
+	inject_fini(v);
+err_fq:
+	pthread_mutex_destroy(&v->fq_lock);
+err_excl:
+	pthread_mutex_destroy(&v->excl_lock);
 err_topo:
 	pthread_rwlock_destroy(&v->topo);
 err_ntlb:
@@ -125,6 +142,10 @@ void viommu_destroy(viommu *v)
 			valloc_put(&v->alloc, mid[m], (1u << EXCL_LEAF_BITS) / 8, 64);
 		valloc_put(&v->alloc, mid, sizeof(*mid) << EXCL_MID_BITS, 64);
 	}
+	viommu_set_fault_queue(v, NULL);
+	ir_fini(v);
+	inject_fini(v);
+	pthread_mutex_destroy(&v->fq_lock);
 	pthread_mutex_destroy(&v->excl_lock);
 	pthread_rwlock_destroy(&v->topo);
 	vcache_fini(&v->ntlb, &v->alloc);
@@ -147,8 +168,60 @@ void core_report_fault(viommu *v, struct viommu_fault_record *rec)
 {
 	rec->seq = __atomic_add_fetch(&v->fault_seq, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&v->st_faults, 1, __ATOMIC_RELAXED);
+	/* The queue pointer is read under its lock, so a queue detached by
+	 * viommu_set_fault_queue() is never pushed to afterwards. */
+	if (__atomic_load_n(&v->fq, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&v->fq_lock);
+		if (v->fq)
+			viommu_fault_queue_push(v->fq, rec);
+		pthread_mutex_unlock(&v->fq_lock);
+	}
 	if (v->fault)
 		v->fault(v->fault_ctx, rec);
+}
+
+static int fq_lose_irq(void *ctx)
+{
+	viommu *v = ctx;
+	struct inject_req none = { 0 };
+	return inject_eval(v, VIOMMU_INJECT_LOSE_IRQ, &none, NULL);
+}
+
+int viommu_set_fault_queue(viommu *v, viommu_fault_queue *q)
+{
+	if (!v)
+		return -EINVAL;
+	if (q) {
+		int ret = fq_claim(q, v);
+		if (ret)
+			return ret;
+		fq_set_irq_filter(q, fq_lose_irq, v);
+	}
+	pthread_mutex_lock(&v->fq_lock);
+	viommu_fault_queue *old = v->fq;
+	__atomic_store_n(&v->fq, q, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&v->fq_lock);
+	if (old && old != q) {
+		fq_set_irq_filter(old, NULL, NULL);
+		fq_claim(old, NULL);
+	}
+	return 0;
+}
+
+int core_guest_read64(viommu *v, const struct inject_req *who, uint64_t addr, uint64_t *val)
+{
+	if (mem_read64(v->mem, addr, val))
+		return -EFAULT;
+	if (inject_active(v, VIOMMU_INJECT_CORRUPT_READ)) {
+		struct viommu_inject_rule r;
+		struct inject_req q = *who;
+		q.has_range = 1;
+		q.first = addr;
+		q.last = addr + 7;
+		if (inject_eval(v, VIOMMU_INJECT_CORRUPT_READ, &q, &r))
+			*val ^= r.xor_mask;
+	}
+	return 0;
 }
 
 void viommu_get_stats(viommu *v, struct viommu_stats *out)

@@ -6,7 +6,10 @@
 #include <pthread.h>
 
 #include <viommu/dma.h>
+#include <viommu/faultlog.h>
+#include <viommu/inject.h>
 #include <viommu/iommu.h>
+#include <viommu/irq.h>
 
 #include "alloc.h"
 #include "mem_internal.h"
@@ -133,6 +136,9 @@ struct viommu_dev {
 #define EXCL_MID_BITS 11u
 #define EXCL_LEAF_BITS 15u
 
+struct inj_state;
+struct ir_state;
+
 struct viommu {
 	struct valloc alloc;
 	viommu_mem *mem;
@@ -158,6 +164,12 @@ struct viommu {
 	uint64_t **excl_top[1u << EXCL_TOP_BITS]; /* -> mid -> leaf bitmap */
 	uint64_t excl_pages;       /* atomic: pages protected now */
 
+	struct inj_state *inj;
+	viommu_fault_queue *fq;    /* atomic pointer */
+	pthread_mutex_t fq_lock;   /* attach/detach of fq */
+	struct ir_state *ir;       /* under ir_lock */
+	pthread_rwlock_t ir_lock;
+
 	/* counters (atomic) */
 	uint64_t st_translations, st_walks, st_refs, st_faults, st_invalidations;
 };
@@ -179,8 +191,36 @@ int notify_host_event(viommu_domain *d, const struct viommu_map_event *ev);
 int notify_guest_range(viommu_domain *d, uint64_t first, uint64_t last);
 void notify_domain_fini(viommu_domain *d);
 
-/* invalidation helpers (translate.c) */
+/* invalidation helpers (translate.c): inval_domain_pasid applies injection
+ * rules, inval_do invalidates. */
 void inval_domain_pasid(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
 			uint64_t last, int stage2);
+void inval_do(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
+	      uint64_t last, int stage2);
+
+/* inject.c */
+struct inject_req {
+	int has_rid;
+	struct viommu_rid rid;
+	int has_pasid;
+	uint32_t pasid;
+	int has_range;
+	uint64_t first, last;
+	uint32_t access;
+};
+int inject_init(viommu *v);
+void inject_fini(viommu *v);
+int inject_active(viommu *v, enum viommu_inject_action action);
+int inject_eval(viommu *v, enum viommu_inject_action action, const struct inject_req *q,
+		struct viommu_inject_rule *fired);
+int inject_invalidation(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
+			uint64_t last, int stage2);
+void inject_run_delayed(viommu *v, int force);
+/* A read of a guest-owned 64-bit value, with CORRUPT_READ applied. */
+int core_guest_read64(viommu *v, const struct inject_req *who, uint64_t addr, uint64_t *val);
+
+/* irq.c */
+int ir_init(viommu *v);
+void ir_fini(viommu *v);
 
 #endif

@@ -45,6 +45,7 @@ static uint32_t perms_needed(uint32_t access)
 
 struct walk_ctx {
 	viommu *v;
+	struct inject_req who; /* for injection rules on guest reads */
 	viommu_domain *d;
 	uint64_t gen;
 	uint32_t pasidx;
@@ -56,6 +57,19 @@ struct walk_ctx {
 	uint32_t s1_perms[PT_MAX_LEVELS + 1];
 	uint32_t s1_seen;       /* bit per level */
 };
+
+/* Guest-owned tables are read through the injection hook. */
+static int guest_acc_read(void *ctx, uint64_t addr, uint64_t *val)
+{
+	struct walk_ctx *w = ctx;
+	return core_guest_read64(w->v, &w->who, addr, val);
+}
+
+static int guest_acc_or(void *ctx, uint64_t addr, uint64_t old, uint64_t bits)
+{
+	struct walk_ctx *w = ctx;
+	return mem_or64(w->v->mem, addr, old, bits);
+}
 
 /* Walk the domain's own table (one stage, or stage 2). */
 static int domain_walk(struct walk_ctx *w, uint64_t in, uint32_t access, int ad, struct viommu_pt_result *res)
@@ -69,8 +83,10 @@ static int domain_walk(struct walk_ctx *w, uint64_t in, uint32_t access, int ad,
 	if (d->pt) {
 		pt_object_view(d->pt, &acc, &root, &g);
 	} else {
-		acc = pt_acc_mem_template;
-		acc.ctx = w->v->mem;
+		memset(&acc, 0, sizeof(acc));
+		acc.read = guest_acc_read;
+		acc.or = guest_acc_or;
+		acc.ctx = w;
 		root = __atomic_load_n(&d->root, __ATOMIC_ACQUIRE);
 		g = &d->g;
 	}
@@ -130,9 +146,7 @@ static int s1_read(void *ctx, uint64_t gpa, uint64_t *val)
 	uint32_t perms;
 	if (s2_translate(w, gpa, VIOMMU_ACCESS_READ, &hpa, &shift, &perms))
 		return -EFAULT;
-	if (mem_read64(w->v->mem, hpa, val))
-		return -EFAULT;
-	return 0;
+	return core_guest_read64(w->v, &w->who, hpa, val);
 }
 
 static int s1_or(void *ctx, uint64_t gpa, uint64_t old, uint64_t bits)
@@ -298,6 +312,18 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BAD_REQUEST, 0, NULL);
 		return -EFAULT;
 	}
+	inject_run_delayed(v, 0);
+	if (inject_active(v, VIOMMU_INJECT_FAULT)) {
+		struct viommu_inject_rule r;
+		struct inject_req q = {
+			.has_rid = 1, .rid = dev->rid, .has_pasid = 1, .pasid = pasid,
+			.has_range = 1, .first = iova, .last = iova, .access = access,
+		};
+		if (inject_eval(v, VIOMMU_INJECT_FAULT, &q, &r)) {
+			fault_set(out, dev, pasid, iova, access, r.reason, 0, NULL);
+			return -EFAULT;
+		}
+	}
 	struct attach *a = dev_attach_slot(dev, pasid);
 	uint64_t word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
 	if (!(word & ATT_VALID)) {
@@ -331,6 +357,7 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 	w.v = v;
 	w.gen = __atomic_load_n(&v->gen, __ATOMIC_SEQ_CST);
 	w.pasidx = pasidx;
+	w.who = (struct inject_req){ .has_rid = 1, .rid = dev->rid, .has_pasid = 1, .pasid = pasid, .access = access };
 	pthread_rwlock_rdlock(&v->topo);
 	word = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE);
 	if (!(word & ATT_VALID) || !a->dom) {
@@ -388,6 +415,27 @@ int viommu_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t ac
 void inval_domain_pasid(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
 			uint64_t last, int stage2)
 {
+	inject_run_delayed(v, 0);
+	if ((inject_active(v, VIOMMU_INJECT_DROP_INVAL) || inject_active(v, VIOMMU_INJECT_DELAY_INVAL)) &&
+	    inject_invalidation(v, domid, any_pasid, pasid, ranged, first, last, stage2)) {
+		__atomic_fetch_add(&v->st_invalidations, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	inval_do(v, domid, any_pasid, pasid, ranged, first, last, stage2);
+}
+
+void inval_do(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
+	      uint64_t last, int stage2)
+{
+	if (!domid) {
+		/* Domain ids start at 1: 0 stands for every domain. */
+		struct vcache_match all = { .all = 1 };
+		__atomic_fetch_add(&v->gen, 1, __ATOMIC_SEQ_CST);
+		vcache_invalidate(&v->iotlb, &all);
+		vcache_invalidate(&v->pwc, &all);
+		vcache_invalidate(&v->ntlb, &all);
+		return;
+	}
 	struct vcache_match m = {
 		.domid = domid,
 		.any_pasid = any_pasid,
@@ -415,12 +463,7 @@ void viommu_invalidate_all(viommu *v)
 {
 	if (!v)
 		return;
-	struct vcache_match m = { .all = 1 };
-	__atomic_fetch_add(&v->gen, 1, __ATOMIC_SEQ_CST);
-	__atomic_fetch_add(&v->st_invalidations, 1, __ATOMIC_RELAXED);
-	vcache_invalidate(&v->iotlb, &m);
-	vcache_invalidate(&v->pwc, &m);
-	vcache_invalidate(&v->ntlb, &m);
+	inval_domain_pasid(v, 0, 1, 0, 0, 0, ~0ull, 1);
 	pthread_rwlock_rdlock(&v->topo);
 	for (viommu_domain *d = v->domains; d; d = d->next)
 		if (!d->pt && (d->type == VIOMMU_DOMAIN_PAGING || d->type == VIOMMU_DOMAIN_NESTED))

@@ -143,12 +143,12 @@ static int walk_once(const struct pt_geom *g, const struct pt_acc *acc, uint64_t
 
 		memset(&e, 0, sizeof(e));
 		g->fmt->decode(g, pte, level, &e);
-		if (e.kind == PT_NONE) {
-			walk_fault(res, VIOMMU_FAULT_NOT_PRESENT);
-			return -EFAULT;
-		}
 		if (e.fault != VIOMMU_FAULT_NONE) {
 			walk_fault(res, e.fault);
+			return -EFAULT;
+		}
+		if (e.kind == PT_NONE) {
+			walk_fault(res, VIOMMU_FAULT_NOT_PRESENT);
 			return -EFAULT;
 		}
 		perms &= e.perms;
@@ -210,6 +210,11 @@ static int walk_once(const struct pt_geom *g, const struct pt_acc *acc, uint64_t
 			if (r > 0)
 				return -EAGAIN;
 			res->writes++;
+			/* A table that points at itself has this entry again
+			 * deeper down: it now holds the bits too. */
+			for (unsigned j = i + 1; j < depth; j++)
+				if (path[j].addr == path[i].addr)
+					path[j].val |= bits;
 		}
 	}
 	return 0;
@@ -609,6 +614,8 @@ int viommu_pt_create(struct viommu_pt_config *cfg, const struct viommu_pt_table_
 	return 0;
 
 err_free_pt:
+	for (unsigned c = 0; c < DIR_CHUNKS; c++)
+		valloc_put(&va, pt->dir[c], DIR_CHUNK * sizeof(uintptr_t), _Alignof(uintptr_t));
 	valloc_put(&va, pt, sizeof(*pt), _Alignof(struct viommu_pt));
 	return ret;
 }

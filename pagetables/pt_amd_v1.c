@@ -55,21 +55,22 @@ static void amd_decode(const struct pt_geom *g, uint64_t pte, unsigned level, st
 		e->perms |= VIOMMU_PERM_WRITE;
 
 	if (nl == 0) {
-		/* A page of the level's own size. */
+		/* A page of the level's own size; address bits below it are
+		 * not used. */
 		unsigned shift = pt_entry_shift(level);
 		uint64_t size = shift >= 64 ? 0 : 1ull << shift;
+		e->kind = PT_LEAF;
 		if (!size || shift > g->oas) {
 			e->fault = VIOMMU_FAULT_RESERVED_BIT;
 			return;
 		}
-		rsvd |= (size - 1) & PT_ADDR_MASK;
-		e->kind = PT_LEAF;
 		e->size_shift = shift;
 		e->addr = pte & PT_ADDR_MASK & ~(size - 1);
 	} else if (nl == AMD_NL_SIZED) {
 		uint64_t field = (pte & PT_ADDR_MASK) >> 12;
 		unsigned ones = (unsigned)__builtin_ctzll(~field); /* field < 2^40: ~field != 0 */
 		unsigned shift = 13 + ones;
+		e->kind = PT_LEAF;
 		/* Bigger than the level's entries, smaller than the next's. */
 		if (shift <= pt_entry_shift(level) || shift >= pt_entry_shift(level + 1) ||
 		    shift > g->oas) {

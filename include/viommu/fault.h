@@ -53,6 +53,16 @@ enum viommu_fault_reason {
 	/** The translated address is backed by no memory (no region, and the
 	 *  memory callbacks refused it): the bus would abort the DMA. */
 	VIOMMU_FAULT_DMA_TARGET = 12,
+	/** Interrupt remapping: the index is beyond the table. For interrupt
+	 *  remapping faults the record's addr holds the index. */
+	VIOMMU_FAULT_IR_INDEX = 13,
+	/** Interrupt remapping: the entry is not present. */
+	VIOMMU_FAULT_IR_NOT_PRESENT = 14,
+	/** Interrupt remapping: a compatibility-format interrupt while those are
+	 *  blocked. */
+	VIOMMU_FAULT_IR_COMPAT_BLOCKED = 15,
+	/** Interrupt remapping: the requester fails the entry's source-ID check. */
+	VIOMMU_FAULT_IR_SOURCE_ID = 16,
 
 	VIOMMU_FAULT_REASON_COUNT /**< number of reasons; not a reason */
 };

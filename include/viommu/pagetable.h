@@ -198,7 +198,9 @@ VIOMMU_API const struct viommu_pt_config *viommu_pt_get_config(const viommu_pt *
  *          made stay; the caller unmaps them if it wants them gone)
  * Errors: -EINVAL (NULL, zero size, iova/paddr/size not 4 KiB aligned, range
  * beyond the input space (or across the x86-64 canonical hole), paddr + size
- * beyond 2^oas, prot without READ or WRITE or with unknown bits), -EEXIST (some
+ * beyond 2^oas, prot without READ or WRITE or with unknown bits, or asking for
+ * what the format cannot express: x86-64 has no write-only pages, so there
+ * prot must include READ rather than be silently widened), -EEXIST (some
  * page of the range is already mapped; nothing of that page was changed),
  * -ENOMEM (a table could not be allocated).
  */

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal: hooks the core sets on fault-log objects. */
+#ifndef VIOMMU_INTERNAL_FL_H
+#define VIOMMU_INTERNAL_FL_H
+
+#include <viommu/faultlog.h>
+
+/*
+ * Asked before each interrupt the queue would raise; return non-zero to lose
+ * it (fault injection). Set by the core when a queue is attached.
+ */
+typedef int (*fq_irq_filter_fn)(void *ctx);
+void fq_set_irq_filter(viommu_fault_queue *q, fq_irq_filter_fn fn, void *ctx);
+
+/* Claim the queue for one instance (0), or -EBUSY if another has it;
+ * release with owner NULL. */
+int fq_claim(viommu_fault_queue *q, void *owner);
+
+#endif
