@@ -376,7 +376,11 @@ int viommu_domain_map(viommu_domain *d, uint64_t iova, uint64_t paddr, uint64_t 
 		*done = 0;
 	if (!d || !d->pt || !done)
 		return -EINVAL;
+	/* Walks run under the topology read lock: a map (which may free empty
+	 * tables it covers) never pulls a table from under one. */
+	pthread_rwlock_wrlock(&d->v->topo);
 	int ret = viommu_pt_map(d->pt, iova, paddr, size, prot, done);
+	pthread_rwlock_unlock(&d->v->topo);
 	if (*done) {
 		/* A failed walk is never cached, so new mappings need no
 		 * invalidation; consumers still hear of them. */
@@ -396,7 +400,9 @@ int viommu_domain_unmap(viommu_domain *d, uint64_t iova, uint64_t size, uint64_t
 		*done = 0;
 	if (!d || !d->pt || !done)
 		return -EINVAL;
+	pthread_rwlock_wrlock(&d->v->topo);
 	int ret = viommu_pt_unmap(d->pt, iova, size, done);
+	pthread_rwlock_unlock(&d->v->topo);
 	if (*done) {
 		inval_domain_pasid(d->v, d->id, 1, 0, 1, iova, iova + (*done - 1), 1);
 		struct viommu_map_event ev = { .type = VIOMMU_EVENT_UNMAP, .iova = iova, .size = *done };
