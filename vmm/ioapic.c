@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A userspace IOAPIC (82093AA layout, version 0x20 with the EOI register) at
+ * 0xfec00000. With KVM's split irqchip the LAPICs stay in the kernel and the
+ * IOAPIC's interrupts leave here as MSI writes, so they can pass through
+ * interrupt remapping (an RTE in remappable format names an IRTE).
+ *
+ * Level-triggered pins keep Remote IRR until the guest's EOI: KVM reports
+ * EOIs of vectors it finds in the MSI routes of the reserved IOAPIC GSIs, so
+ * every pin's current MSI is mirrored into KVM's GSI routing table.
+ */
+#define _GNU_SOURCE
+#include "vmm.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#define IOAPIC_REGSEL 0x00
+#define IOAPIC_WIN    0x10
+#define IOAPIC_EOI    0x40
+
+#define IOAPIC_REG_ID  0x00
+#define IOAPIC_REG_VER 0x01
+#define IOAPIC_REG_ARB 0x02
+#define IOAPIC_REG_RTE 0x10
+
+#define RTE_VECTOR    0xffull
+#define RTE_DELIVS    (1ull << 12) /* read-only */
+#define RTE_REMOTE_IRR (1ull << 14) /* read-only */
+#define RTE_TRIGGER   (1ull << 15) /* 1 = level */
+#define RTE_MASK      (1ull << 16)
+#define RTE_RO_BITS   (RTE_DELIVS | RTE_REMOTE_IRR)
+
+/* The IOAPIC's requester ID (bus 0, device 31, function 0). */
+#define IOAPIC_RID_DEVFN 0xf8
+
+struct ioapic {
+	struct vmm *vm;
+	pthread_mutex_t lock;
+	uint32_t regsel;
+	uint32_t id;
+	uint64_t rte[VMM_IOAPIC_PINS];
+	int line[VMM_IOAPIC_PINS];
+	uint64_t delivered; /* counters */
+	uint64_t failed;
+};
+
+static struct viommu_rid ioapic_rid(void)
+{
+	struct viommu_rid rid = { .segment = 0, .bus = 0, .devfn = IOAPIC_RID_DEVFN };
+	return rid;
+}
+
+/* Under the lock: mirror the pins' MSIs into KVM's routing table. */
+static void update_routes_locked(struct ioapic *io)
+{
+	struct {
+		struct kvm_irq_routing hdr;
+		struct kvm_irq_routing_entry e[VMM_IOAPIC_PINS];
+	} rt;
+	memset(&rt, 0, sizeof(rt));
+	unsigned n = 0;
+	for (unsigned pin = 0; pin < VMM_IOAPIC_PINS; pin++) {
+		uint64_t addr;
+		uint32_t data;
+		struct viommu_irq irq;
+		if (io->rte[pin] & RTE_MASK)
+			continue;
+		if (viommu_ir_ioapic_msi(io->vm->iommu, io->rte[pin], &addr, &data))
+			continue;
+		/* The route holds the interrupt as it reaches the LAPICs. */
+		if (viommu_ir_translate(io->vm->iommu, ioapic_rid(), addr, data, &irq, NULL))
+			continue;
+		struct kvm_irq_routing_entry *e = &rt.e[n++];
+		e->gsi = pin;
+		e->type = KVM_IRQ_ROUTING_MSI;
+		e->u.msi.address_lo = (uint32_t)irq.msi_addr;
+		e->u.msi.address_hi = (uint32_t)(irq.msi_addr >> 32);
+		e->u.msi.data = irq.msi_data;
+	}
+	rt.hdr.nr = n;
+	if (ioctl(io->vm->vm_fd, KVM_SET_GSI_ROUTING, &rt) < 0)
+		vmm_log(io->vm, "ioapic: KVM_SET_GSI_ROUTING: %s", strerror(errno));
+}
+
+/* Under the lock: send pin's interrupt. */
+static void deliver_locked(struct ioapic *io, unsigned pin)
+{
+	uint64_t rte = io->rte[pin];
+	uint64_t addr;
+	uint32_t data;
+	if (rte & RTE_MASK)
+		return;
+	if (viommu_ir_ioapic_msi(io->vm->iommu, rte, &addr, &data))
+		return;
+	int r = vmm_deliver_msi(io->vm, ioapic_rid(), addr, data);
+	if (r) {
+		/* A remapping fault is recorded by the core; nothing arrives. */
+		io->failed++;
+		return;
+	}
+	io->delivered++;
+	if (rte & RTE_TRIGGER)
+		io->rte[pin] |= RTE_REMOTE_IRR;
+}
+
+void ioapic_set_irq(struct ioapic *io, unsigned pin, int level)
+{
+	if (!io || pin >= VMM_IOAPIC_PINS)
+		return;
+	pthread_mutex_lock(&io->lock);
+	int old = io->line[pin];
+	io->line[pin] = !!level;
+	uint64_t rte = io->rte[pin];
+	if (rte & RTE_TRIGGER) {
+		if (level && !(rte & RTE_REMOTE_IRR))
+			deliver_locked(io, pin);
+	} else if (level && !old) {
+		deliver_locked(io, pin);
+	}
+	pthread_mutex_unlock(&io->lock);
+}
+
+void ioapic_eoi(struct ioapic *io, uint8_t vector)
+{
+	if (!io)
+		return;
+	pthread_mutex_lock(&io->lock);
+	for (unsigned pin = 0; pin < VMM_IOAPIC_PINS; pin++) {
+		uint64_t rte = io->rte[pin];
+		if (!(rte & RTE_TRIGGER) || !(rte & RTE_REMOTE_IRR))
+			continue;
+		/* With remapping the vector lives in the IRTE; the RTE's
+		 * vector field carries it too (VT-d 5.1.5.1 asks software to
+		 * program them alike), so match on it. */
+		if ((rte & RTE_VECTOR) != vector)
+			continue;
+		io->rte[pin] &= ~RTE_REMOTE_IRR;
+		if (io->line[pin])
+			deliver_locked(io, pin);
+	}
+	pthread_mutex_unlock(&io->lock);
+}
+
+static uint64_t ioapic_read(void *ctx, uint64_t off, unsigned len)
+{
+	struct ioapic *io = ctx;
+	uint32_t v = 0;
+	(void)len;
+	pthread_mutex_lock(&io->lock);
+	if (off == IOAPIC_REGSEL) {
+		v = io->regsel;
+	} else if (off == IOAPIC_WIN) {
+		uint32_t reg = io->regsel & 0xff;
+		if (reg == IOAPIC_REG_ID) {
+			v = io->id << 24;
+		} else if (reg == IOAPIC_REG_VER) {
+			v = 0x20 | (VMM_IOAPIC_PINS - 1) << 16;
+		} else if (reg == IOAPIC_REG_ARB) {
+			v = io->id << 24;
+		} else if (reg >= IOAPIC_REG_RTE && reg < IOAPIC_REG_RTE + 2 * VMM_IOAPIC_PINS) {
+			unsigned pin = (reg - IOAPIC_REG_RTE) / 2;
+			v = (reg & 1) ? (uint32_t)(io->rte[pin] >> 32) : (uint32_t)io->rte[pin];
+		}
+	}
+	pthread_mutex_unlock(&io->lock);
+	return v;
+}
+
+static void ioapic_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
+{
+	struct ioapic *io = ctx;
+	uint32_t v = (uint32_t)val;
+	(void)len;
+	pthread_mutex_lock(&io->lock);
+	if (off == IOAPIC_REGSEL) {
+		io->regsel = v & 0xff;
+	} else if (off == IOAPIC_WIN) {
+		uint32_t reg = io->regsel & 0xff;
+		if (reg == IOAPIC_REG_ID) {
+			io->id = (v >> 24) & 0xf;
+		} else if (reg >= IOAPIC_REG_RTE && reg < IOAPIC_REG_RTE + 2 * VMM_IOAPIC_PINS) {
+			unsigned pin = (reg - IOAPIC_REG_RTE) / 2;
+			uint64_t old = io->rte[pin];
+			uint64_t nv;
+			if (reg & 1)
+				nv = (old & 0xffffffffull) | (uint64_t)v << 32;
+			else
+				nv = (old & ~0xffffffffull) | v;
+			nv = (nv & ~RTE_RO_BITS) | (old & RTE_RO_BITS);
+			if (!(nv & RTE_TRIGGER))
+				nv &= ~RTE_REMOTE_IRR;
+			io->rte[pin] = nv;
+			update_routes_locked(io);
+			/* Unmasking a level pin that is still asserted fires it. */
+			if ((old & RTE_MASK) && !(nv & RTE_MASK) && (nv & RTE_TRIGGER) && io->line[pin] &&
+			    !(nv & RTE_REMOTE_IRR))
+				deliver_locked(io, pin);
+		}
+	} else if (off == IOAPIC_EOI) {
+		pthread_mutex_unlock(&io->lock);
+		ioapic_eoi(io, (uint8_t)v);
+		return;
+	}
+	pthread_mutex_unlock(&io->lock);
+}
+
+int ioapic_create(struct vmm *vm, struct ioapic **out)
+{
+	struct ioapic *io = calloc(1, sizeof(*io));
+	if (!io)
+		return -ENOMEM;
+	io->vm = vm;
+	pthread_mutex_init(&io->lock, NULL);
+	for (unsigned i = 0; i < VMM_IOAPIC_PINS; i++)
+		io->rte[i] = RTE_MASK;
+	struct io_range r = {
+		.base = VMM_IOAPIC_BASE, .size = 0x1000, .ctx = io, .read = ioapic_read, .write = ioapic_write,
+	};
+	int ret = vmm_add_mmio(vm, &r);
+	if (ret) {
+		free(io);
+		return ret;
+	}
+	*out = io;
+	return 0;
+}
+
+void ioapic_destroy(struct ioapic *io)
+{
+	if (!io)
+		return;
+	pthread_mutex_destroy(&io->lock);
+	free(io);
+}

@@ -1,0 +1,660 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VM: KVM, guest RAM, vCPU threads and their run loops, and the I/O and
+ * MMIO dispatch.
+ */
+#define _GNU_SOURCE
+#include "vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <viommu/faultlog.h>
+
+void vmm_log(struct vmm *vm, const char *fmt, ...)
+{
+	(void)vm;
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "viommu-vmm: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+void vmm_request_exit(struct vmm *vm, int code, const char *fmt, ...)
+{
+	pthread_mutex_lock(&vm->exit_lock);
+	if (vm->exit_code == VMM_EXIT_RUNNING) {
+		vm->exit_code = code;
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(vm->exit_msg, sizeof(vm->exit_msg), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&vm->exit_lock);
+	/* Kick every vCPU out of KVM_RUN. */
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		if (vm->vcpus[i].run)
+			__atomic_store_n(&vm->vcpus[i].run->immediate_exit, 1, __ATOMIC_RELEASE);
+		if (vm->vcpus[i].thread && !pthread_equal(vm->vcpus[i].thread, pthread_self()))
+			pthread_kill(vm->vcpus[i].thread, SIGUSR1);
+	}
+}
+
+int vmm_exiting(struct vmm *vm)
+{
+	pthread_mutex_lock(&vm->exit_lock);
+	int e = vm->exit_code != VMM_EXIT_RUNNING;
+	pthread_mutex_unlock(&vm->exit_lock);
+	return e;
+}
+
+void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len)
+{
+	uint64_t end;
+	if (__builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	if (end <= vm->low_ram)
+		return vm->ram + gpa;
+	if (gpa >= VMM_HIGH_RAM_BASE && end - VMM_HIGH_RAM_BASE <= vm->ram_size - vm->low_ram)
+		return vm->ram + vm->low_ram + (gpa - VMM_HIGH_RAM_BASE);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch                                                                 */
+
+static int add_range(struct vmm *vm, struct io_range *tab, unsigned *nr, const struct io_range *r)
+{
+	int ret = 0;
+	pthread_rwlock_wrlock(&vm->ranges_lock);
+	if (*nr >= VMM_MAX_RANGES) {
+		ret = -ENOSPC;
+	} else {
+		for (unsigned i = 0; i < *nr; i++) {
+			if (r->base < tab[i].base + tab[i].size && tab[i].base < r->base + r->size) {
+				ret = -EBUSY;
+				break;
+			}
+		}
+		if (!ret)
+			tab[(*nr)++] = *r;
+	}
+	pthread_rwlock_unlock(&vm->ranges_lock);
+	return ret;
+}
+
+static int del_range(struct vmm *vm, struct io_range *tab, unsigned *nr, void *ctx, uint64_t base)
+{
+	int ret = -ENOENT;
+	pthread_rwlock_wrlock(&vm->ranges_lock);
+	for (unsigned i = 0; i < *nr; i++) {
+		if (tab[i].ctx == ctx && tab[i].base == base) {
+			tab[i] = tab[--(*nr)];
+			ret = 0;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&vm->ranges_lock);
+	return ret;
+}
+
+int vmm_add_pio(struct vmm *vm, const struct io_range *r)
+{
+	return add_range(vm, vm->pio, &vm->nr_pio, r);
+}
+
+int vmm_add_mmio(struct vmm *vm, const struct io_range *r)
+{
+	return add_range(vm, vm->mmio, &vm->nr_mmio, r);
+}
+
+int vmm_del_mmio(struct vmm *vm, void *ctx, uint64_t base)
+{
+	return del_range(vm, vm->mmio, &vm->nr_mmio, ctx, base);
+}
+
+int vmm_del_pio(struct vmm *vm, void *ctx, uint64_t base)
+{
+	return del_range(vm, vm->pio, &vm->nr_pio, ctx, base);
+}
+
+/* Find and call the handler; unclaimed reads see all-ones, writes vanish,
+ * as on a real bus. */
+static void dispatch(struct vmm *vm, struct io_range *tab, unsigned *nr, uint64_t addr, uint8_t *data,
+		     unsigned len, int is_write)
+{
+	struct io_range r = { 0 };
+	int found = 0;
+
+	pthread_rwlock_rdlock(&vm->ranges_lock);
+	for (unsigned i = 0; i < *nr; i++) {
+		if (addr >= tab[i].base && addr - tab[i].base < tab[i].size) {
+			r = tab[i];
+			found = 1;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&vm->ranges_lock);
+	if (!found || len == 0 || len > 8) {
+		if (!is_write)
+			memset(data, 0xff, len > 8 ? 8 : len);
+		return;
+	}
+	uint64_t off = addr - r.base;
+	if (is_write) {
+		uint64_t v = 0;
+		memcpy(&v, data, len);
+		if (r.write)
+			r.write(r.ctx, off, v, len);
+	} else {
+		uint64_t v = r.read ? r.read(r.ctx, off, len) : ~0ull;
+		memcpy(data, &v, len);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Interrupts                                                               */
+
+int vmm_signal_msi(struct vmm *vm, uint64_t addr, uint32_t data)
+{
+	struct kvm_msi msi = {
+		.address_lo = (uint32_t)addr,
+		.address_hi = (uint32_t)(addr >> 32),
+		.data = data,
+	};
+	int r = ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
+	if (r < 0)
+		return -errno;
+	return 0;
+}
+
+int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data)
+{
+	/* viommu's MSI callback is vmm_signal_msi: remapping on or off, the
+	 * interrupt passes through the core (off = unchanged). */
+	return viommu_ir_deliver(vm->iommu, rid, addr, data);
+}
+
+/* ------------------------------------------------------------------------ */
+/* vCPUs                                                                    */
+
+static void handle_io(struct vcpu *c)
+{
+	struct kvm_run *run = c->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	for (uint32_t i = 0; i < run->io.count; i++) {
+		dispatch(c->vm, c->vm->pio, &c->vm->nr_pio, run->io.port, data, run->io.size,
+			 run->io.direction == KVM_EXIT_IO_OUT);
+		data += run->io.size;
+	}
+}
+
+static void handle_mmio(struct vcpu *c)
+{
+	struct kvm_run *run = c->run;
+	dispatch(c->vm, c->vm->mmio, &c->vm->nr_mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+		 run->mmio.is_write);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *c = arg;
+	struct vmm *vm = c->vm;
+	sigset_t set;
+
+	/* SIGUSR1 only kicks us out of KVM_RUN. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (!vmm_exiting(vm)) {
+		int r = ioctl(c->fd, KVM_RUN, 0);
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				c->run->immediate_exit = 0;
+				continue;
+			}
+			vmm_request_exit(vm, VMM_EXIT_ERROR, "vCPU %d: KVM_RUN failed: %s", c->id, strerror(errno));
+			break;
+		}
+		switch (c->run->exit_reason) {
+		case KVM_EXIT_IO:
+			handle_io(c);
+			break;
+		case KVM_EXIT_MMIO:
+			handle_mmio(c);
+			break;
+		case KVM_EXIT_IOAPIC_EOI:
+			ioapic_eoi(vm->ioapic, c->run->eoi.vector);
+			break;
+		case KVM_EXIT_HLT:
+			/* The in-kernel LAPIC handles HLT; a userspace HLT exit
+			 * means the guest stopped for good. */
+			vmm_request_exit(vm, VMM_EXIT_ERROR, "vCPU %d halted", c->id);
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			vmm_request_exit(vm, VMM_EXIT_RESET, "guest reset (triple fault) on vCPU %d", c->id);
+			break;
+		case KVM_EXIT_SYSTEM_EVENT:
+			if (c->run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+				vmm_request_exit(vm, VMM_EXIT_POWEROFF, "guest powered off");
+			else
+				vmm_request_exit(vm, VMM_EXIT_RESET, "guest reset (system event %u)",
+						 c->run->system_event.type);
+			break;
+		case KVM_EXIT_INTR:
+			break;
+		case KVM_EXIT_FAIL_ENTRY:
+			vmm_request_exit(vm, VMM_EXIT_ERROR, "vCPU %d: entry failed, reason %#llx", c->id,
+					 (unsigned long long)c->run->fail_entry.hardware_entry_failure_reason);
+			break;
+		case KVM_EXIT_INTERNAL_ERROR:
+			vmm_request_exit(vm, VMM_EXIT_ERROR, "vCPU %d: KVM internal error, suberror %u", c->id,
+					 c->run->internal.suberror);
+			break;
+		default:
+			vmm_request_exit(vm, VMM_EXIT_ERROR, "vCPU %d: unhandled exit reason %u", c->id,
+					 c->run->exit_reason);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int setup_cpuid(struct vmm *vm, struct vcpu *c)
+{
+	int nent = 256;
+	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + nent * sizeof(struct kvm_cpuid_entry2));
+	if (!cpuid)
+		return -ENOMEM;
+	cpuid->nent = nent;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
+		int e = -errno;
+		free(cpuid);
+		return e;
+	}
+	for (unsigned i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+		switch (e->function) {
+		case 1:
+			/* Initial APIC id, logical processor count. */
+			e->ebx = (e->ebx & 0x0000ffff) | ((uint32_t)c->id << 24) | ((vm->nr_cpus & 0xff) << 16);
+			e->edx |= 1u << 28; /* HTT: the count above is valid */
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = (uint32_t)c->id; /* x2APIC id */
+			break;
+		case 6:
+			e->ecx &= ~(1u << 3); /* no energy-performance bias MSR */
+			break;
+		case 0xa:
+			/* No architectural PMU: the VMM does not program it. */
+			e->eax = e->ebx = e->ecx = e->edx = 0;
+			break;
+		default:
+			break;
+		}
+	}
+	int r = ioctl(c->fd, KVM_SET_CPUID2, cpuid);
+	int err = r < 0 ? -errno : 0;
+	free(cpuid);
+	return err;
+}
+
+static int create_vcpu(struct vmm *vm, int id)
+{
+	struct vcpu *c = &vm->vcpus[id];
+	c->vm = vm;
+	c->id = id;
+	c->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, id);
+	if (c->fd < 0)
+		return -errno;
+	c->run = mmap(NULL, vm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+	if (c->run == MAP_FAILED) {
+		c->run = NULL;
+		return -errno;
+	}
+	return setup_cpuid(vm, c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setup                                                                    */
+
+static int memory_setup(struct vmm *vm)
+{
+	vm->ram_size = vm->opts.mem_mib << 20;
+	vm->low_ram = vm->ram_size < VMM_PCI_HOLE ? vm->ram_size : VMM_PCI_HOLE;
+	vm->memfd = memfd_create("viommu-vmm-ram", MFD_CLOEXEC);
+	if (vm->memfd < 0)
+		return -errno;
+	if (ftruncate(vm->memfd, (off_t)vm->ram_size) < 0)
+		return -errno;
+	vm->ram = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, vm->memfd, 0);
+	if (vm->ram == MAP_FAILED) {
+		vm->ram = NULL;
+		return -errno;
+	}
+	madvise(vm->ram, vm->ram_size, MADV_MERGEABLE);
+	struct kvm_userspace_memory_region low = {
+		.slot = 0, .guest_phys_addr = 0, .memory_size = vm->low_ram, .userspace_addr = (uintptr_t)vm->ram,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &low) < 0)
+		return -errno;
+	if (vm->ram_size > vm->low_ram) {
+		struct kvm_userspace_memory_region high = {
+			.slot = 1,
+			.guest_phys_addr = VMM_HIGH_RAM_BASE,
+			.memory_size = vm->ram_size - vm->low_ram,
+			.userspace_addr = (uintptr_t)(vm->ram + vm->low_ram),
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &high) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void iommu_log(void *ctx, enum viommu_log_level lvl, const char *msg)
+{
+	(void)ctx;
+	if (lvl <= VIOMMU_LOG_WARN)
+		fprintf(stderr, "viommu: %s\n", msg);
+}
+
+static int iommu_msi(void *ctx, uint64_t addr, uint32_t data, struct viommu_rid rid)
+{
+	(void)rid;
+	return vmm_signal_msi(ctx, addr, data);
+}
+
+static void iommu_fault(void *ctx, const struct viommu_fault_record *rec)
+{
+	(void)ctx;
+	char line[512];
+	viommu_fault_record_json(rec, line, sizeof(line));
+	fprintf(stderr, "viommu-vmm: fault %s", line);
+}
+
+static int iommu_setup(struct vmm *vm)
+{
+	struct viommu_mem_region regs[2];
+	unsigned n = 0;
+	regs[n++] = (struct viommu_mem_region){ .gpa = 0, .size = vm->low_ram, .host = vm->ram };
+	if (vm->ram_size > vm->low_ram)
+		regs[n++] = (struct viommu_mem_region){
+			.gpa = VMM_HIGH_RAM_BASE, .size = vm->ram_size - vm->low_ram, .host = vm->ram + vm->low_ram,
+		};
+	struct viommu_config cfg = {
+		.size = sizeof(cfg),
+		.mem = { .size = sizeof(cfg.mem), .regions = regs, .nr_regions = n },
+		.msi = iommu_msi,
+		.msi_ctx = vm,
+		.fault = iommu_fault,
+		.log = iommu_log,
+	};
+	int r = viommu_create(&cfg, NULL, &vm->iommu);
+	if (r)
+		return r;
+	/* No IOMMU for the guest: every device DMAs through an identity
+	 * domain, so each access is still checked against guest memory. */
+	struct viommu_domain_config dc = { .size = sizeof(dc), .type = VIOMMU_DOMAIN_IDENTITY };
+	return viommu_domain_create(vm->iommu, &dc, &vm->identity);
+}
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+static void on_kick(int sig)
+{
+	(void)sig;
+}
+
+/* ACPI sleep control/status and reset registers (FADT), and the PC's other
+ * reset doors (0xcf9, the 8042's 0xfe). */
+static uint64_t platform_read(void *ctx, uint64_t off, unsigned len)
+{
+	(void)ctx;
+	(void)off;
+	(void)len;
+	return 0;
+}
+
+static void acpi_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
+{
+	struct vmm *vm = ctx;
+	(void)len;
+	if (off == VMM_PORT_ACPI_SLEEP_CTL - VMM_PORT_ACPI_SLEEP_CTL) {
+		/* SLP_EN (bit 5) with SLP_TYP (bits 4:2) = 5, as \_S5 says. */
+		if ((val & 0x20) && ((val >> 2) & 7) == 5)
+			vmm_request_exit(vm, VMM_EXIT_POWEROFF, "guest powered off");
+	} else if (off == VMM_PORT_ACPI_RESET - VMM_PORT_ACPI_SLEEP_CTL) {
+		if ((val & 0xff) == VMM_ACPI_RESET_VALUE)
+			vmm_request_exit(vm, VMM_EXIT_RESET, "guest reset (ACPI reset register)");
+	}
+}
+
+static void cf9_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
+{
+	(void)off;
+	(void)len;
+	if (val & 0x04)
+		vmm_request_exit(ctx, VMM_EXIT_RESET, "guest reset (port 0xcf9)");
+}
+
+static void kbd_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
+{
+	(void)len;
+	if (off == 0 && (val & 0xff) == 0xfe)
+		vmm_request_exit(ctx, VMM_EXIT_RESET, "guest reset (keyboard controller)");
+}
+
+static int platform_setup(struct vmm *vm)
+{
+	struct io_range acpi = {
+		.base = VMM_PORT_ACPI_SLEEP_CTL, .size = 3, .ctx = vm, .read = platform_read, .write = acpi_write,
+	};
+	struct io_range cf9 = { .base = 0xcf9, .size = 1, .ctx = vm, .read = platform_read, .write = cf9_write };
+	struct io_range kbd = { .base = 0x64, .size = 1, .ctx = vm, .read = platform_read, .write = kbd_write };
+	int r = vmm_add_pio(vm, &acpi);
+	if (!r)
+		r = vmm_add_pio(vm, &cf9);
+	if (!r)
+		r = vmm_add_pio(vm, &kbd);
+	return r;
+}
+
+static int add_devices(struct vmm *vm)
+{
+	struct pcidev_host host;
+	int r;
+
+	if (vm->opts.disk) {
+		struct viommu_rid rid;
+		struct pcidev *dev;
+		r = pci_next_devfn(vm->pci, &rid);
+		if (r)
+			return r;
+		pci_host_template(vm->pci, &host);
+		struct virtio_blk_config_opts o = { .path = vm->opts.disk, .readonly = vm->opts.disk_ro };
+		r = virtio_blk_create(&o, rid, pci_dma_dev(vm->pci, rid), &host, &dev);
+		if (r) {
+			vmm_log(vm, "cannot open disk %s: %s", vm->opts.disk, strerror(-r));
+			return r;
+		}
+		r = pci_add_device(vm->pci, dev);
+		if (r)
+			return r;
+	}
+	if (vm->opts.edu) {
+		struct viommu_rid rid;
+		struct pcidev *dev;
+		r = pci_next_devfn(vm->pci, &rid);
+		if (r)
+			return r;
+		pci_host_template(vm->pci, &host);
+		r = edu_create(rid, pci_dma_dev(vm->pci, rid), &host, &dev);
+		if (r)
+			return r;
+		r = pci_add_device(vm->pci, dev);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int vmm_run(struct vmm *vm)
+{
+	int r;
+
+	vm->exit_code = VMM_EXIT_RUNNING;
+	pthread_mutex_init(&vm->exit_lock, NULL);
+	pthread_rwlock_init(&vm->ranges_lock, NULL);
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		vmm_log(vm, "cannot open /dev/kvm: %s", strerror(errno));
+		return VMM_EXIT_ERROR;
+	}
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		vmm_log(vm, "unsupported KVM API version");
+		return VMM_EXIT_ERROR;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		vmm_log(vm, "KVM_CREATE_VM: %s", strerror(errno));
+		return VMM_EXIT_ERROR;
+	}
+	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0) {
+		vmm_log(vm, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+		return VMM_EXIT_ERROR;
+	}
+	uint64_t idmap = 0xfffbc000ull;
+	ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
+
+	/* Split irqchip: LAPICs in the kernel, the IOAPIC here, so that every
+	 * interrupt can pass through interrupt remapping. */
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_SPLIT_IRQCHIP, .args = { VMM_IOAPIC_PINS } };
+	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+		vmm_log(vm, "KVM_CAP_SPLIT_IRQCHIP: %s", strerror(errno));
+		return VMM_EXIT_ERROR;
+	}
+	struct kvm_enable_cap x2 = {
+		.cap = KVM_CAP_X2APIC_API,
+		.args = { KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK },
+	};
+	vm->x2apic_api = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &x2) == 0;
+
+	r = memory_setup(vm);
+	if (r) {
+		vmm_log(vm, "guest memory (%llu MiB): %s", (unsigned long long)vm->opts.mem_mib, strerror(-r));
+		return VMM_EXIT_ERROR;
+	}
+	r = iommu_setup(vm);
+	if (r) {
+		vmm_log(vm, "viommu: %s", strerror(-r));
+		return VMM_EXIT_ERROR;
+	}
+	vm->nr_cpus = vm->opts.cpus;
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		r = create_vcpu(vm, (int)i);
+		if (r) {
+			vmm_log(vm, "vCPU %u: %s", i, strerror(-r));
+			return VMM_EXIT_ERROR;
+		}
+	}
+	r = platform_setup(vm);
+	if (!r)
+		r = serial_create(vm, vm->opts.serial, &vm->serial);
+	if (!r)
+		r = ioapic_create(vm, &vm->ioapic);
+	if (!r)
+		r = pci_create(vm, &vm->pci);
+	if (!r)
+		r = add_devices(vm);
+	if (r) {
+		vmm_log(vm, "platform setup: %s", strerror(-r));
+		return VMM_EXIT_ERROR;
+	}
+	r = boot_load_linux(vm, &vm->vcpus[0]);
+	if (r)
+		return VMM_EXIT_ERROR;
+	for (unsigned i = 1; i < vm->nr_cpus; i++) {
+		r = boot_setup_ap(vm, &vm->vcpus[i]);
+		if (r)
+			return VMM_EXIT_ERROR;
+	}
+
+	/* Signals: SIGINT/SIGTERM stop the VM cleanly; SIGUSR1 kicks vCPUs.
+	 * Block both here; vCPU threads unblock SIGUSR1, this thread waits. */
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	struct sigaction sk = { .sa_handler = on_kick };
+	sigaction(SIGUSR1, &sk, NULL);
+	sigset_t block;
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		if (pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i])) {
+			vmm_request_exit(vm, VMM_EXIT_ERROR, "cannot start vCPU thread");
+			break;
+		}
+	}
+	while (!vmm_exiting(vm)) {
+		if (got_signal) {
+			vmm_request_exit(vm, VMM_EXIT_SIGNAL, "stopped by signal %d", (int)got_signal);
+			break;
+		}
+		serial_poll_input(vm->serial);
+		usleep(10000);
+	}
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		if (vm->vcpus[i].thread) {
+			pthread_kill(vm->vcpus[i].thread, SIGUSR1);
+			pthread_join(vm->vcpus[i].thread, NULL);
+		}
+	}
+	serial_flush(vm->serial);
+	return vm->exit_code;
+}
+
+void vmm_teardown(struct vmm *vm)
+{
+	pci_destroy(vm->pci);
+	ioapic_destroy(vm->ioapic);
+	serial_destroy(vm->serial);
+	if (vm->identity)
+		viommu_domain_destroy(vm->identity);
+	viommu_destroy(vm->iommu);
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		if (vm->vcpus[i].run)
+			munmap(vm->vcpus[i].run, vm->vcpu_mmap_size);
+		if (vm->vcpus[i].fd > 0)
+			close(vm->vcpus[i].fd);
+	}
+	if (vm->ram)
+		munmap(vm->ram, vm->ram_size);
+	if (vm->memfd > 0)
+		close(vm->memfd);
+	if (vm->vm_fd > 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd > 0)
+		close(vm->kvm_fd);
+}

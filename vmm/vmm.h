@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * viommu-vmm: a small KVM VMM that wraps libviommu. It uses only the public
+ * API of the library and of devmodels, as another hypervisor would.
+ */
+#ifndef VIOMMU_VMM_H
+#define VIOMMU_VMM_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <viommu/dma.h>
+#include <viommu/iommu.h>
+#include <viommu/irq.h>
+
+#include "pcidev.h"
+
+/* Guest physical layout. */
+#define VMM_LOW_RAM_END    0x9fc00ull    /* usable low memory (real-mode trampoline) */
+#define VMM_BIOS_START     0xe0000ull    /* reserved: RSDP and ACPI tables live here */
+#define VMM_BIOS_END       0x100000ull
+#define VMM_ACPI_BASE      0xe0000ull
+#define VMM_ACPI_SIZE      0x10000ull
+#define VMM_BOOT_PARAMS    0x7000ull
+#define VMM_CMDLINE        0x20000ull
+#define VMM_CMDLINE_MAX    0x10000ull
+#define VMM_PAGE_TABLES    0x9000ull     /* PML4 at 0x9000, PDPT 0xa000, PDs 0xb000-0xefff */
+#define VMM_GDT            0x500ull
+#define VMM_KERNEL_LOAD    0x100000ull
+#define VMM_PCI_HOLE       0xc0000000ull /* RAM above this moves to 4 GiB */
+#define VMM_PCI_MMIO_BASE  0xc0000000ull /* 32-bit BARs */
+#define VMM_PCI_MMIO_END   0xdfffffffull
+#define VMM_ECAM_BASE      0xe0000000ull
+#define VMM_ECAM_BUSES     1u
+#define VMM_ECAM_SIZE      (VMM_ECAM_BUSES * 0x100000ull)
+#define VMM_IOAPIC_BASE    0xfec00000ull
+#define VMM_LAPIC_BASE     0xfee00000ull
+#define VMM_HIGH_RAM_BASE  0x100000000ull
+#define VMM_PCI_MMIO64_BASE 0x8000000000ull /* 64-bit BARs, 512 GiB up */
+#define VMM_PCI_MMIO64_SIZE 0x1000000000ull
+#define VMM_PCI_IO_BASE    0xc000u
+#define VMM_PCI_IO_END     0xffffu
+
+/* I/O ports of the platform. */
+#define VMM_PORT_COM1      0x3f8u
+#define VMM_PORT_ACPI_SLEEP_CTL 0x600u /* FADT SLEEP_CONTROL_REG */
+#define VMM_PORT_ACPI_SLEEP_STS 0x601u /* FADT SLEEP_STATUS_REG */
+#define VMM_PORT_ACPI_RESET     0x602u /* FADT RESET_REG */
+#define VMM_ACPI_RESET_VALUE    0x1u
+
+#define VMM_IOAPIC_PINS    24u
+#define VMM_COM1_IRQ       4u
+#define VMM_MAX_CPUS       64u
+#define VMM_MAX_PCI_DEVS   31u
+
+struct vmm;
+
+/* An I/O or MMIO range served by a handler (called on a vCPU thread). */
+struct io_range {
+	uint64_t base, size;
+	void *ctx;
+	uint64_t (*read)(void *ctx, uint64_t off, unsigned len);
+	void (*write)(void *ctx, uint64_t off, uint64_t val, unsigned len);
+};
+
+#define VMM_MAX_RANGES 64u
+
+struct vcpu {
+	struct vmm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+};
+
+struct serial;
+struct ioapic;
+struct pci_bus;
+
+enum vmm_exit {
+	VMM_EXIT_RUNNING = -1,
+	VMM_EXIT_POWEROFF = 0,   /* guest powered off: status 0 */
+	VMM_EXIT_ERROR = 1,      /* VMM error */
+	VMM_EXIT_RESET = 2,      /* guest reset (a kernel panic with panic=-1 ends here) */
+	VMM_EXIT_SIGNAL = 3,     /* Ctrl-C / SIGTERM */
+};
+
+struct vmm_opts {
+	const char *kernel, *initrd, *append;
+	uint64_t mem_mib;
+	unsigned cpus;
+	const char *disk;
+	int disk_ro;
+	const char *serial; /* "stdio" or a file */
+	const char *iommu;  /* "none" */
+	int edu;            /* add an edu DMA test device */
+};
+
+struct vmm {
+	struct vmm_opts opts;
+	int kvm_fd, vm_fd;
+	int vcpu_mmap_size;
+	uint8_t *ram;        /* one memfd mapping */
+	uint64_t ram_size;   /* bytes of guest RAM */
+	uint64_t low_ram;    /* RAM below the PCI hole */
+	int memfd;
+	unsigned nr_cpus;
+	struct vcpu vcpus[VMM_MAX_CPUS];
+
+	struct io_range pio[VMM_MAX_RANGES], mmio[VMM_MAX_RANGES];
+	unsigned nr_pio, nr_mmio;
+	pthread_rwlock_t ranges_lock; /* BARs move when the guest reprograms them */
+
+	struct serial *serial;
+	struct ioapic *ioapic;
+	struct pci_bus *pci;
+
+	viommu *iommu;
+	viommu_domain *identity;
+
+	pthread_mutex_t exit_lock;
+	int exit_code; /* enum vmm_exit, VMM_EXIT_RUNNING while running */
+	char exit_msg[256];
+	int x2apic_api;
+};
+
+/* vm.c */
+int vmm_run(struct vmm *vm);
+void vmm_teardown(struct vmm *vm);
+int vmm_add_pio(struct vmm *vm, const struct io_range *r);
+int vmm_add_mmio(struct vmm *vm, const struct io_range *r);
+int vmm_del_mmio(struct vmm *vm, void *ctx, uint64_t base);
+int vmm_del_pio(struct vmm *vm, void *ctx, uint64_t base);
+void vmm_request_exit(struct vmm *vm, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int vmm_exiting(struct vmm *vm);
+/* Deliver an MSI (already remapped, or with no IOMMU) to KVM. */
+int vmm_signal_msi(struct vmm *vm, uint64_t addr, uint32_t data);
+/* Deliver an MSI from a requester: through interrupt remapping when on. */
+int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data);
+void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);
+void vmm_log(struct vmm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* boot.c */
+int boot_load_linux(struct vmm *vm, struct vcpu *bsp);
+int boot_setup_ap(struct vmm *vm, struct vcpu *vcpu);
+
+/* serial.c */
+int serial_create(struct vmm *vm, const char *where, struct serial **out);
+void serial_destroy(struct serial *s);
+void serial_poll_input(struct serial *s);
+void serial_flush(struct serial *s);
+
+/* ioapic.c */
+int ioapic_create(struct vmm *vm, struct ioapic **out);
+void ioapic_destroy(struct ioapic *io);
+void ioapic_set_irq(struct ioapic *io, unsigned pin, int level);
+void ioapic_eoi(struct ioapic *io, uint8_t vector);
+
+/* pci.c */
+int pci_create(struct vmm *vm, struct pci_bus **out);
+void pci_destroy(struct pci_bus *bus);
+/* Make a requester for devfn, attach it to the VM's DMA domain, and plug a
+ * device built by `make`. */
+int pci_add_device(struct pci_bus *bus, struct pcidev *dev);
+int pci_next_devfn(struct pci_bus *bus, struct viommu_rid *rid);
+viommu_dev *pci_dma_dev(struct pci_bus *bus, struct viommu_rid rid);
+unsigned pci_nr_devices(struct pci_bus *bus);
+/* The callbacks devices get (MSI through remapping, INTx to the IOAPIC). */
+void pci_host_template(struct pci_bus *bus, struct pcidev_host *host);
+
+/* acpi.c */
+struct acpi_info {
+	unsigned nr_cpus;
+	uint64_t ecam_base;
+	unsigned ecam_buses;
+	/* extra tables (DMAR next): raw bytes, checksummed by the builder */
+	const void *extra[4];
+	size_t extra_len[4];
+	unsigned nr_extra;
+};
+/* Build RSDP, XSDT, FADT, DSDT, MADT, MCFG into buf (guest address base);
+ * returns the RSDP's guest address or 0 on overflow. */
+uint64_t acpi_build(const struct acpi_info *info, uint8_t *buf, uint64_t base, size_t size);
+
+#endif
