@@ -199,7 +199,7 @@ int boot_load_linux(struct vmm *vm, struct vcpu *bsp)
 		vmm_log(vm, "cannot read kernel %s: %s", vm->opts.kernel, strerror(-r));
 		return r;
 	}
-	if (img_len < 0x1000 || memcmp(img + HDR_MAGIC, "HdrS", 4)) {
+	if (img_len < HDR_END || memcmp(img + HDR_MAGIC, "HdrS", 4)) {
 		vmm_log(vm, "%s is not a bzImage (no HdrS setup header)", vm->opts.kernel);
 		r = -EINVAL;
 		goto out;

@@ -156,6 +156,10 @@ static void cf8_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 	pthread_mutex_lock(&bus->lock);
 	if (off == 0 && len == 4) {
 		bus->cf8 = (uint32_t)val;
+	} else if (off == 1 && len == 1) {
+		/* 0xcf9: the reset control register shares the port range. */
+		if (val & 0x04)
+			vmm_request_exit(bus->vm, VMM_EXIT_RESET, "guest reset (port 0xcf9)");
 	} else if (off >= 4) {
 		unsigned byte = (unsigned)(off - 4);
 		if (bus->cf8 & 0x80000000u && byte + len <= 4)

@@ -423,8 +423,8 @@ static void on_kick(int sig)
 	(void)sig;
 }
 
-/* ACPI sleep control/status and reset registers (FADT), and the PC's other
- * reset doors (0xcf9, the 8042's 0xfe). */
+/* ACPI sleep control/status and reset registers (FADT), and the 8042's
+ * reset command (0xcf9 is served by the PCI host bridge). */
 static uint64_t platform_read(void *ctx, uint64_t off, unsigned len)
 {
 	(void)ctx;
@@ -447,14 +447,6 @@ static void acpi_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 	}
 }
 
-static void cf9_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
-{
-	(void)off;
-	(void)len;
-	if (val & 0x04)
-		vmm_request_exit(ctx, VMM_EXIT_RESET, "guest reset (port 0xcf9)");
-}
-
 static void kbd_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 {
 	(void)len;
@@ -467,11 +459,8 @@ static int platform_setup(struct vmm *vm)
 	struct io_range acpi = {
 		.base = VMM_PORT_ACPI_SLEEP_CTL, .size = 3, .ctx = vm, .read = platform_read, .write = acpi_write,
 	};
-	struct io_range cf9 = { .base = 0xcf9, .size = 1, .ctx = vm, .read = platform_read, .write = cf9_write };
 	struct io_range kbd = { .base = 0x64, .size = 1, .ctx = vm, .read = platform_read, .write = kbd_write };
 	int r = vmm_add_pio(vm, &acpi);
-	if (!r)
-		r = vmm_add_pio(vm, &cf9);
 	if (!r)
 		r = vmm_add_pio(vm, &kbd);
 	return r;
