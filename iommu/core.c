@@ -404,7 +404,7 @@ int viommu_domain_unmap(viommu_domain *d, uint64_t iova, uint64_t size, uint64_t
 	int ret = viommu_pt_unmap(d->pt, iova, size, done);
 	pthread_rwlock_unlock(&d->v->topo);
 	if (*done) {
-		inval_domain_pasid(d->v, d->id, 1, 0, 1, iova, iova + (*done - 1), 1);
+		inval_domain_range(d, iova, iova + (*done - 1));
 		struct viommu_map_event ev = { .type = VIOMMU_EVENT_UNMAP, .iova = iova, .size = *done };
 		int nret = notify_host_event(d, &ev);
 		if (!ret)
@@ -588,8 +588,18 @@ int viommu_dev_attach(viommu_dev *dev, uint32_t pasid, viommu_domain *d, const s
 			old->attached--;
 		d->attached++;
 	}
-	/* Readers see the word go invalid, then the new attachment whole. */
+	/* Readers see the word go invalid, then the new attachment whole;
+	 * in between, the old attachment's cached translations go, so none
+	 * is found under the new one. */
 	__atomic_store_n(&a->word, 0, __ATOMIC_RELEASE);
+	if (old && old != d) {
+		struct inval_req q = { .domid = old->id, .pasid = pasid };
+		inval_do(v, &q);
+	}
+	if (s1_changed) {
+		struct inval_req q = { .domid = d->id, .pasid = pasid };
+		inval_do(v, &q);
+	}
 	a->dom = d;
 	if (d->type == VIOMMU_DOMAIN_NESTED) {
 		a->s1 = s1g;
@@ -600,11 +610,6 @@ int viommu_dev_attach(viommu_dev *dev, uint32_t pasid, viommu_domain *d, const s
 		word |= ATT_NESTED;
 	__atomic_store_n(&a->word, word, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(&v->topo);
-	if (s1_changed && d->type == VIOMMU_DOMAIN_NESTED)
-		viommu_invalidate_pasid(d, pasid);
-	else if (s1_changed)
-		/* Walks in flight for the old attachment must not cache. */
-		__atomic_fetch_add(&v->gen, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -619,9 +624,12 @@ int viommu_dev_detach(viommu_dev *dev, uint32_t pasid)
 		pthread_rwlock_unlock(&v->topo);
 		return -ENOENT;
 	}
-	attach_clear(a);
+	viommu_domain *old = attach_clear(a);
+	/* After detach returns, nothing of the old attachment is used: its
+	 * cached translations go too. */
+	struct inval_req q = { .domid = old->id, .pasid = pasid };
+	inval_do(v, &q);
 	pthread_rwlock_unlock(&v->topo);
-	__atomic_fetch_add(&v->gen, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 

@@ -153,6 +153,7 @@ struct viommu {
 	pthread_mutex_t excl_lock; /* writers of the exclusion vector */
 
 	uint64_t gen;              /* invalidation generation (atomic) */
+	uint64_t inval_active;     /* invalidations in progress (atomic) */
 	uint64_t fault_seq;        /* atomic */
 	uint32_t next_domid;
 
@@ -191,12 +192,21 @@ int notify_host_event(viommu_domain *d, const struct viommu_map_event *ev);
 int notify_guest_range(viommu_domain *d, uint64_t first, uint64_t last);
 void notify_domain_fini(viommu_domain *d);
 
-/* invalidation helpers (translate.c): inval_domain_pasid applies injection
- * rules, inval_do invalidates. */
-void inval_domain_pasid(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
-			uint64_t last, int stage2);
-void inval_do(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
-	      uint64_t last, int stage2);
+/* invalidation (translate.c) */
+struct inval_req {
+	uint32_t domid;      /* 0: every domain, every cache */
+	int any_pasid;
+	uint32_t pasid;
+	int iotlb_ranged;    /* IOTLB: only [first, last] (inputs of the request) */
+	int ntlb;            /* nested TLB: 0 untouched, 1 the whole domain, 2 [first, last] */
+	uint64_t first, last;
+};
+/* Apply injection rules, then invalidate (or drop/defer it). */
+void inval_request(viommu *v, const struct inval_req *q);
+/* Invalidate now. */
+void inval_do(viommu *v, const struct inval_req *q);
+/* A change of a domain's own table over [first, last]. */
+void inval_domain_range(viommu_domain *d, uint64_t first, uint64_t last);
 
 /* inject.c */
 struct inject_req {
@@ -213,8 +223,7 @@ void inject_fini(viommu *v);
 int inject_active(viommu *v, enum viommu_inject_action action);
 int inject_eval(viommu *v, enum viommu_inject_action action, const struct inject_req *q,
 		struct viommu_inject_rule *fired);
-int inject_invalidation(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
-			uint64_t last, int stage2);
+int inject_invalidation(viommu *v, const struct inval_req *q);
 void inject_run_delayed(viommu *v, int force);
 /* A read of a guest-owned 64-bit value, with CORRUPT_READ applied. */
 int core_guest_read64(viommu *v, const struct inject_req *who, uint64_t addr, uint64_t *val);

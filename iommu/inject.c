@@ -21,12 +21,7 @@ struct inj_rule {
 
 struct inj_delayed {
 	uint64_t deadline_ns;
-	uint32_t domid;
-	int any_pasid;
-	uint32_t pasid;
-	int ranged;
-	uint64_t first, last;
-	int stage2;
+	struct inval_req req;
 };
 
 struct inj_state {
@@ -295,13 +290,12 @@ enum viommu_inject_completion viommu_inject_completion(viommu *v, uint32_t pasid
 }
 
 /* An invalidation about to happen: 0 do it now, 1 dropped, 2 deferred. */
-int inject_invalidation(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
-			uint64_t last, int stage2)
+int inject_invalidation(viommu *v, const struct inval_req *req)
 {
 	struct viommu_inject_rule r;
 	struct inject_req q = {
-		.has_pasid = !any_pasid, .pasid = pasid, .has_range = 1,
-		.first = ranged ? first : 0, .last = ranged ? last : ~0ull,
+		.has_pasid = !req->any_pasid && req->domid, .pasid = req->pasid, .has_range = 1,
+		.first = req->iotlb_ranged ? req->first : 0, .last = req->iotlb_ranged ? req->last : ~0ull,
 	};
 	if (inject_eval(v, VIOMMU_INJECT_DROP_INVAL, &q, NULL))
 		return 1;
@@ -315,11 +309,8 @@ int inject_invalidation(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
-	s->delayed[nr] = (struct inj_delayed){
-		.deadline_ns = now_ns() + r.delay_us * 1000ull,
-		.domid = domid, .any_pasid = any_pasid, .pasid = pasid,
-		.ranged = ranged, .first = first, .last = last, .stage2 = stage2,
-	};
+	s->delayed[nr].deadline_ns = now_ns() + r.delay_us * 1000ull;
+	s->delayed[nr].req = *req;
 	__atomic_store_n(&s->nr_delayed, nr + 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->lock);
 	return 2;
@@ -347,6 +338,5 @@ void inject_run_delayed(viommu *v, int force)
 	__atomic_store_n(&s->nr_delayed, nr, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->lock);
 	for (uint32_t i = 0; i < n; i++)
-		inval_do(v, due[i].domid, due[i].any_pasid, due[i].pasid, due[i].ranged, due[i].first, due[i].last,
-			 due[i].stage2);
+		inval_do(v, &due[i].req);
 }

@@ -356,6 +356,8 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 	memset(&w, 0, sizeof(w));
 	w.v = v;
 	w.gen = __atomic_load_n(&v->gen, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&v->inval_active, __ATOMIC_SEQ_CST))
+		w.gen = ~0ull; /* a generation never reached: no inserts */
 	w.pasidx = pasidx;
 	w.who = (struct inject_req){ .has_rid = 1, .rid = dev->rid, .has_pasid = 1, .pasid = pasid, .access = access };
 	pthread_rwlock_rdlock(&v->topo);
@@ -412,58 +414,62 @@ int viommu_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t ac
 /* ------------------------------------------------------------------------ */
 /* Invalidation                                                             */
 
-void inval_domain_pasid(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
-			uint64_t last, int stage2)
+void inval_request(viommu *v, const struct inval_req *q)
 {
 	inject_run_delayed(v, 0);
+	__atomic_fetch_add(&v->st_invalidations, 1, __ATOMIC_RELAXED);
 	if ((inject_active(v, VIOMMU_INJECT_DROP_INVAL) || inject_active(v, VIOMMU_INJECT_DELAY_INVAL)) &&
-	    inject_invalidation(v, domid, any_pasid, pasid, ranged, first, last, stage2)) {
-		__atomic_fetch_add(&v->st_invalidations, 1, __ATOMIC_RELAXED);
+	    inject_invalidation(v, q))
 		return;
-	}
-	inval_do(v, domid, any_pasid, pasid, ranged, first, last, stage2);
+	inval_do(v, q);
 }
 
-void inval_do(viommu *v, uint32_t domid, int any_pasid, uint32_t pasid, int ranged, uint64_t first,
-	      uint64_t last, int stage2)
+/*
+ * Walks feed caches from caches: a walk may meet a page-walk-cache or
+ * nested-TLB entry that this invalidation has not reached yet and put what it
+ * made of it into the IOTLB. So while an invalidation runs, no walk may
+ * insert anything: walks note the generation, then whether an invalidation
+ * is active (cache.c has the rest of the argument).
+ */
+void inval_do(viommu *v, const struct inval_req *q)
 {
-	if (!domid) {
+	__atomic_fetch_add(&v->inval_active, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&v->gen, 1, __ATOMIC_SEQ_CST);
+	if (!q->domid) {
 		/* Domain ids start at 1: 0 stands for every domain. */
 		struct vcache_match all = { .all = 1 };
-		__atomic_fetch_add(&v->gen, 1, __ATOMIC_SEQ_CST);
 		vcache_invalidate(&v->iotlb, &all);
 		vcache_invalidate(&v->pwc, &all);
 		vcache_invalidate(&v->ntlb, &all);
-		return;
+	} else {
+		struct vcache_match m = {
+			.domid = q->domid,
+			.any_pasid = q->any_pasid,
+			.pasidx = pasid_index(q->pasid),
+			.ranged = q->iotlb_ranged,
+			.first = q->first,
+			.last = q->last,
+		};
+		vcache_invalidate(&v->iotlb, &m);
+		struct vcache_match pm = m;
+		pm.ranged = 0; /* walk-cache keys are prefixes, not pages */
+		vcache_invalidate(&v->pwc, &pm);
+		if (q->ntlb) {
+			struct vcache_match nm = m;
+			nm.any_pasid = 1;
+			nm.ranged = q->ntlb == 2;
+			vcache_invalidate(&v->ntlb, &nm);
+		}
 	}
-	struct vcache_match m = {
-		.domid = domid,
-		.any_pasid = any_pasid,
-		.pasidx = pasid_index(pasid),
-		.ranged = ranged,
-		.first = first,
-		.last = last,
-	};
-	/* First the generation, so walks in flight cannot insert what is
-	 * about to be dropped (cache.c). */
-	__atomic_fetch_add(&v->gen, 1, __ATOMIC_SEQ_CST);
-	__atomic_fetch_add(&v->st_invalidations, 1, __ATOMIC_RELAXED);
-	vcache_invalidate(&v->iotlb, &m);
-	struct vcache_match pm = m;
-	pm.ranged = 0; /* walk-cache keys are prefixes, not pages */
-	vcache_invalidate(&v->pwc, &pm);
-	if (stage2) {
-		struct vcache_match nm = m;
-		nm.any_pasid = 1;
-		vcache_invalidate(&v->ntlb, &nm);
-	}
+	__atomic_fetch_sub(&v->inval_active, 1, __ATOMIC_SEQ_CST);
 }
 
 void viommu_invalidate_all(viommu *v)
 {
 	if (!v)
 		return;
-	inval_domain_pasid(v, 0, 1, 0, 0, 0, ~0ull, 1);
+	struct inval_req q = { .domid = 0 };
+	inval_request(v, &q);
 	pthread_rwlock_rdlock(&v->topo);
 	for (viommu_domain *d = v->domains; d; d = d->next)
 		if (!d->pt && (d->type == VIOMMU_DOMAIN_PAGING || d->type == VIOMMU_DOMAIN_NESTED))
@@ -475,7 +481,8 @@ void viommu_invalidate_domain(viommu_domain *d)
 {
 	if (!d)
 		return;
-	inval_domain_pasid(d->v, d->id, 1, 0, 0, 0, 0, 1);
+	struct inval_req q = { .domid = d->id, .any_pasid = 1, .ntlb = 1 };
+	inval_request(d->v, &q);
 	if (!d->pt && (d->type == VIOMMU_DOMAIN_PAGING || d->type == VIOMMU_DOMAIN_NESTED))
 		notify_guest_range(d, 0, ~0ull);
 }
@@ -484,7 +491,22 @@ void viommu_invalidate_pasid(viommu_domain *d, uint32_t pasid)
 {
 	if (!d)
 		return;
-	inval_domain_pasid(d->v, d->id, 0, pasid, 0, 0, 0, 0);
+	struct inval_req q = { .domid = d->id, .pasid = pasid };
+	inval_request(d->v, &q);
+}
+
+void inval_domain_range(viommu_domain *d, uint64_t first, uint64_t last)
+{
+	struct inval_req q = { .domid = d->id, .any_pasid = 1, .first = first, .last = last };
+	if (d->type == VIOMMU_DOMAIN_NESTED) {
+		/* A stage-2 change: IOTLB entries are tagged by stage-1
+		 * input, so all of the domain's go; the nested TLB only in
+		 * the range. */
+		q.ntlb = 2;
+	} else {
+		q.iotlb_ranged = 1;
+	}
+	inval_request(d->v, &q);
 }
 
 int viommu_invalidate_range(viommu_domain *d, uint32_t pasid, int all_pasids, uint64_t iova, uint64_t size)
@@ -493,19 +515,11 @@ int viommu_invalidate_range(viommu_domain *d, uint32_t pasid, int all_pasids, ui
 	if (!d || !size || __builtin_add_overflow(iova, size - 1, &last))
 		return -EINVAL;
 	if (!all_pasids) {
-		inval_domain_pasid(d->v, d->id, 0, pasid, 1, iova, last, 0);
+		struct inval_req q = { .domid = d->id, .pasid = pasid, .iotlb_ranged = 1, .first = iova, .last = last };
+		inval_request(d->v, &q);
 		return 0;
 	}
-	if (d->type == VIOMMU_DOMAIN_NESTED) {
-		/* A stage-2 change: IOTLB entries are tagged by stage-1
-		 * input, so all of the domain's go; the nested TLB only in
-		 * the range. */
-		inval_domain_pasid(d->v, d->id, 1, 0, 0, 0, 0, 0);
-		struct vcache_match nm = { .domid = d->id, .any_pasid = 1, .ranged = 1, .first = iova, .last = last };
-		vcache_invalidate(&d->v->ntlb, &nm);
-	} else {
-		inval_domain_pasid(d->v, d->id, 1, 0, 1, iova, last, 0);
-	}
+	inval_domain_range(d, iova, last);
 	if (!d->pt && (d->type == VIOMMU_DOMAIN_PAGING || d->type == VIOMMU_DOMAIN_NESTED))
 		return notify_guest_range(d, iova, last);
 	return 0;
