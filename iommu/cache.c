@@ -40,13 +40,6 @@ void vcache_fini(struct vcache *c, const struct valloc *a)
 	c->sets = NULL;
 }
 
-static inline uint32_t set_index(const struct vcache *c, uint64_t tag, uint64_t key)
-{
-	uint64_t h = (key ^ (tag * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-	h ^= h >> 29;
-	return (uint32_t)h & (c->nr_sets - 1);
-}
-
 static void set_lock(struct vcache_set *s)
 {
 	for (;;) {
@@ -72,42 +65,10 @@ static inline void way_write(struct vcache_entry *w, uint64_t tag, uint64_t key,
 	__atomic_store_n(&w->val, val, __ATOMIC_RELAXED);
 }
 
-int vcache_lookup(struct vcache *c, uint64_t tag, uint64_t key, uint64_t *val, int count)
-{
-	struct vcache_set *s = &c->sets[set_index(c, tag, key)];
-	int hit;
-	uint64_t v = 0;
-
-	for (;;) {
-		uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
-		if (seq & 1) {
-			/* A writer is in the set: a miss is always correct. */
-			hit = 0;
-			break;
-		}
-		hit = 0;
-		for (unsigned i = 0; i < VCACHE_WAYS; i++) {
-			if (__atomic_load_n(&s->way[i].tag, __ATOMIC_ACQUIRE) == tag &&
-			    __atomic_load_n(&s->way[i].key, __ATOMIC_ACQUIRE) == key) {
-				v = __atomic_load_n(&s->way[i].val, __ATOMIC_ACQUIRE);
-				hit = 1;
-				break;
-			}
-		}
-		if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) == seq)
-			break;
-	}
-	if (count)
-		__atomic_fetch_add(hit ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
-	if (hit)
-		*val = v;
-	return hit;
-}
-
 void vcache_insert(struct vcache *c, const uint64_t *gen_now, uint64_t gen, uint64_t tag, uint64_t key,
 		   uint64_t val)
 {
-	struct vcache_set *s = &c->sets[set_index(c, tag, key)];
+	struct vcache_set *s = &c->sets[vcache_set_index(c, tag, key)];
 	set_lock(s);
 	if (__atomic_load_n(gen_now, __ATOMIC_SEQ_CST) != gen)
 		goto out;
@@ -170,7 +131,7 @@ void vcache_invalidate(struct vcache *c, const struct vcache_match *m)
 
 void vcache_drop(struct vcache *c, uint64_t tag, uint64_t key)
 {
-	struct vcache_set *s = &c->sets[set_index(c, tag, key)];
+	struct vcache_set *s = &c->sets[vcache_set_index(c, tag, key)];
 	set_lock(s);
 	for (unsigned w = 0; w < VCACHE_WAYS; w++) {
 		if (__atomic_load_n(&s->way[w].tag, __ATOMIC_RELAXED) == tag &&

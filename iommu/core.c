@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+__thread char stat_anchor;
+
 void core_log(viommu *v, enum viommu_log_level lvl, const char *fmt, ...)
 {
 	char buf[256];
@@ -230,9 +232,11 @@ void viommu_get_stats(viommu *v, struct viommu_stats *out)
 		return;
 	memset(out, 0, sizeof(*out));
 #define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-	out->translations = LD(v->st_translations);
-	out->iotlb_hits = LD(v->iotlb.hits);
-	out->iotlb_misses = LD(v->iotlb.misses);
+	for (unsigned i = 0; i < STAT_SHARDS; i++) {
+		out->translations += LD(v->shards[i].translations);
+		out->iotlb_hits += LD(v->shards[i].hits);
+		out->iotlb_misses += LD(v->shards[i].misses);
+	}
 	out->iotlb_evictions = LD(v->iotlb.evictions);
 	out->pwc_hits = LD(v->pwc.hits);
 	out->pwc_misses = LD(v->pwc.misses);

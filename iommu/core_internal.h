@@ -61,8 +61,44 @@ static inline uint32_t pasid_index(uint32_t pasid)
 
 int vcache_init(struct vcache *c, const struct valloc *a, uint32_t entries);
 void vcache_fini(struct vcache *c, const struct valloc *a);
-/* 1 and *val on a hit. Counts hits/misses only when `count` is set. */
-int vcache_lookup(struct vcache *c, uint64_t tag, uint64_t key, uint64_t *val, int count);
+
+static inline uint32_t vcache_set_index(const struct vcache *c, uint64_t tag, uint64_t key)
+{
+	uint64_t h = (key ^ (tag * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+	h ^= h >> 29;
+	return (uint32_t)h & (c->nr_sets - 1);
+}
+
+/* 1 and *val on a hit, lock-free (cache.c explains the protocol). Counts
+ * hits/misses only when `count` is set. */
+static inline int vcache_lookup(struct vcache *c, uint64_t tag, uint64_t key, uint64_t *val, int count)
+{
+	struct vcache_set *s = &c->sets[vcache_set_index(c, tag, key)];
+	int hit;
+	uint64_t v = 0;
+
+	for (;;) {
+		uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+		hit = 0;
+		if (seq & 1)
+			break; /* a writer is in the set: a miss is always correct */
+		for (unsigned i = 0; i < VCACHE_WAYS; i++) {
+			if (__atomic_load_n(&s->way[i].key, __ATOMIC_ACQUIRE) == key &&
+			    __atomic_load_n(&s->way[i].tag, __ATOMIC_ACQUIRE) == tag) {
+				v = __atomic_load_n(&s->way[i].val, __ATOMIC_ACQUIRE);
+				hit = 1;
+				break;
+			}
+		}
+		if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) == seq)
+			break;
+	}
+	if (count)
+		__atomic_fetch_add(hit ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
+	if (hit)
+		*val = v;
+	return hit;
+}
 /* Insert unless the instance's invalidation generation moved past `gen`. */
 void vcache_insert(struct vcache *c, const uint64_t *gen_now, uint64_t gen, uint64_t tag, uint64_t key,
 		   uint64_t val);
@@ -139,6 +175,8 @@ struct viommu_dev {
 struct inj_state;
 struct ir_state;
 
+#define STAT_SHARDS 64u
+
 struct viommu {
 	struct valloc alloc;
 	viommu_mem *mem;
@@ -166,14 +204,40 @@ struct viommu {
 	uint64_t excl_pages;       /* atomic: pages protected now */
 
 	struct inj_state *inj;
+	uint32_t inj_hot;          /* atomic: rules or delayed invalidations exist */
 	viommu_fault_queue *fq;    /* atomic pointer */
 	pthread_mutex_t fq_lock;   /* attach/detach of fq */
 	struct ir_state *ir;       /* under ir_lock */
 	pthread_rwlock_t ir_lock;
 
+	/* Hot counters, sharded by thread so the IOTLB-hit path makes no
+	 * locked read-modify-write (see stat_shard()). */
+	struct stat_shard {
+		uint64_t translations, hits, misses;
+		uint64_t pad[5];
+	} shards[STAT_SHARDS];
+
 	/* counters (atomic) */
-	uint64_t st_translations, st_walks, st_refs, st_faults, st_invalidations;
+	uint64_t st_translations_unused, st_walks, st_refs, st_faults, st_invalidations;
 };
+
+/*
+ * The shard of the calling thread: picked from the address of a thread-local
+ * byte (different for every live thread). Increments are a relaxed load and
+ * store, not a locked add: exact for a thread alone in its shard; two threads
+ * that share one may rarely lose a count.
+ */
+extern __thread char stat_anchor;
+static inline struct stat_shard *stat_shard(struct viommu *v)
+{
+	uintptr_t a = (uintptr_t)&stat_anchor;
+	return &v->shards[((a >> 12) ^ (a >> 20)) % STAT_SHARDS];
+}
+
+static inline void stat_inc(uint64_t *c)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
 
 /* core.c */
 void core_log(viommu *v, enum viommu_log_level lvl, const char *fmt, ...)

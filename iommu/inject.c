@@ -142,6 +142,7 @@ int viommu_inject_add(viommu *v, const struct viommu_inject_rule *rule, uint32_t
 	r->rng = rule->seed;
 	*id = r->id;
 	__atomic_fetch_add(&s->nr_by_action[rule->action], 1, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&v->inj_hot, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -156,6 +157,7 @@ int viommu_inject_remove(viommu *v, uint32_t id)
 		if (s->rules[i].id != id)
 			continue;
 		__atomic_fetch_sub(&s->nr_by_action[s->rules[i].r.action], 1, __ATOMIC_RELEASE);
+		__atomic_fetch_sub(&v->inj_hot, 1, __ATOMIC_RELEASE);
 		memmove(&s->rules[i], &s->rules[i + 1], sizeof(s->rules[0]) * (s->nr - i - 1));
 		s->nr--;
 		pthread_mutex_unlock(&s->lock);
@@ -312,6 +314,7 @@ int inject_invalidation(viommu *v, const struct inval_req *req)
 	s->delayed[nr].deadline_ns = now_ns() + r.delay_us * 1000ull;
 	s->delayed[nr].req = *req;
 	__atomic_store_n(&s->nr_delayed, nr + 1, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&v->inj_hot, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->lock);
 	return 2;
 }
@@ -336,6 +339,8 @@ void inject_run_delayed(viommu *v, int force)
 		}
 	}
 	__atomic_store_n(&s->nr_delayed, nr, __ATOMIC_RELEASE);
+	if (n)
+		__atomic_fetch_sub(&v->inj_hot, n, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->lock);
 	for (uint32_t i = 0; i < n; i++)
 		inval_do(v, &due[i].req);

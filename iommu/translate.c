@@ -300,18 +300,11 @@ static void fill_out(struct viommu_translation *out, uint64_t iova, uint64_t bas
 		out->len = 1ull << 62;
 }
 
-int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,
-		   struct viommu_translation *out)
+/* Fault injection and delayed invalidations, when any exist. */
+static __attribute__((noinline)) int translate_inject(viommu_dev *dev, uint32_t pasid, uint64_t iova,
+						      uint32_t access, struct viommu_translation *out)
 {
 	viommu *v = dev->v;
-	uint32_t need = perms_needed(access);
-
-	memset(out, 0, sizeof(*out));
-	__atomic_fetch_add(&v->st_translations, 1, __ATOMIC_RELAXED);
-	if (pasid != VIOMMU_NO_PASID && pasid > VIOMMU_PASID_MAX) {
-		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BAD_REQUEST, 0, NULL);
-		return -EFAULT;
-	}
 	inject_run_delayed(v, 0);
 	if (inject_active(v, VIOMMU_INJECT_FAULT)) {
 		struct viommu_inject_rule r;
@@ -324,34 +317,32 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 			return -EFAULT;
 		}
 	}
-	struct attach *a = dev_attach_slot(dev, pasid);
-	uint64_t word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
-	if (!(word & ATT_VALID)) {
-		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
+	return 0;
+}
+
+static __attribute__((noinline)) int translate_excl(viommu_dev *dev, uint32_t pasid, uint64_t iova,
+						    uint32_t access, struct viommu_translation *out)
+{
+	/* Exclusion is per 4 KiB page: report no further than this one, and
+	 * check it. */
+	uint64_t to_page_end = 0x1000 - (out->oaddr & 0xfff);
+	if (out->len > to_page_end)
+		out->len = to_page_end;
+	if (excl_check(dev->v, out->oaddr, 1)) {
+		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_EXCLUDED, 0, NULL);
 		return -EFAULT;
 	}
-	uint32_t pasidx = pasid_index(pasid);
-	uint32_t domid = (uint32_t)word;
+	return 0;
+}
 
-	/* The fast path: the page sizes this attachment has cached. */
-	uint64_t sizes = (word >> ATT_SIZES_SHIFT) & ((1ull << 28) - 1);
-	while (sizes) {
-		unsigned shift = 12 + (unsigned)__builtin_ctzll(sizes);
-		sizes &= sizes - 1;
-		uint64_t val;
-		if (vcache_lookup(&v->iotlb, vcache_tag(domid, pasidx, shift), iova >> shift, &val, 0)) {
-			if ((val & need) != need)
-				break; /* permissions may have grown: walk */
-			__atomic_fetch_add(&v->iotlb.hits, 1, __ATOMIC_RELAXED);
-			fill_out(out, iova, val & ~0xfffull, shift, (uint32_t)(val & PERM_BITS));
-			out->iotlb_hit = 1;
-			goto check_excl;
-		}
-	}
-	__atomic_fetch_add(&v->iotlb.misses, 1, __ATOMIC_RELAXED);
-
-	/* The slow path. The generation is read before anything the walk
-	 * depends on, so an invalidation racing with it stops its insert. */
+/* The slow path: walk the tables under the topology read lock. */
+static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct attach *a, uint32_t pasid,
+						    uint32_t pasidx, uint64_t iova, uint32_t access,
+						    struct viommu_translation *out)
+{
+	viommu *v = dev->v;
+	/* The generation is read before anything the walk depends on, so an
+	 * invalidation racing with it stops its insert. */
 	struct walk_ctx w;
 	memset(&w, 0, sizeof(w));
 	w.v = v;
@@ -361,7 +352,7 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 	w.pasidx = pasidx;
 	w.who = (struct inject_req){ .has_rid = 1, .rid = dev->rid, .has_pasid = 1, .pasid = pasid, .access = access };
 	pthread_rwlock_rdlock(&v->topo);
-	word = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE);
+	uint64_t word = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE);
 	if (!(word & ATT_VALID) || !a->dom) {
 		pthread_rwlock_unlock(&v->topo);
 		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
@@ -382,19 +373,67 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 	if (ret)
 		return ret;
 	fill_out(out, iova, o.oaddr & ~((1ull << o.shift) - 1), o.shift, o.perms);
+	return 0;
+}
 
-check_excl:
-	if (__atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE)) {
-		/* Exclusion is per 4 KiB page: report no further than this
-		 * one, and check it. */
-		uint64_t to_page_end = 0x1000 - (out->oaddr & 0xfff);
-		if (out->len > to_page_end)
-			out->len = to_page_end;
-		if (excl_check(v, out->oaddr, 1)) {
-			fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_EXCLUDED, 0, NULL);
-			return -EFAULT;
+int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,
+		   struct viommu_translation *out)
+{
+	viommu *v = dev->v;
+	uint32_t need = perms_needed(access);
+	struct stat_shard *sh = stat_shard(v);
+	int ret;
+
+	/* Only what a hit fills; the fault record is written when there is
+	 * one (fault_set). */
+	out->refs = 0;
+	out->iotlb_hit = 0;
+	out->fault.reason = VIOMMU_FAULT_NONE;
+	stat_inc(&sh->translations);
+	if (__builtin_expect(__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) != 0, 0)) {
+		ret = translate_inject(dev, pasid, iova, access, out);
+		if (ret)
+			return ret;
+	}
+	struct attach *a;
+	if (pasid == VIOMMU_NO_PASID) {
+		a = &dev->nopasid;
+	} else if (pasid > VIOMMU_PASID_MAX) {
+		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BAD_REQUEST, 0, NULL);
+		return -EFAULT;
+	} else {
+		a = dev_attach_slot(dev, pasid);
+	}
+	uint64_t word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
+	if (!(word & ATT_VALID)) {
+		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
+		return -EFAULT;
+	}
+	uint32_t pasidx = pasid_index(pasid);
+	uint32_t domid = (uint32_t)word;
+
+	/* The fast path: the page sizes this attachment has cached. */
+	uint64_t sizes = (word >> ATT_SIZES_SHIFT) & ((1ull << 28) - 1);
+	while (sizes) {
+		unsigned shift = 12 + (unsigned)__builtin_ctzll(sizes);
+		sizes &= sizes - 1;
+		uint64_t val;
+		if (vcache_lookup(&v->iotlb, vcache_tag(domid, pasidx, shift), iova >> shift, &val, 0)) {
+			if ((val & need) != need)
+				break; /* permissions may have grown: walk */
+			stat_inc(&sh->hits);
+			fill_out(out, iova, val & ~0xfffull, shift, (uint32_t)(val & PERM_BITS));
+			out->iotlb_hit = 1;
+			goto check_excl;
 		}
 	}
+	stat_inc(&sh->misses);
+	ret = translate_walk(dev, a, pasid, pasidx, iova, access, out);
+	if (ret)
+		return ret;
+check_excl:
+	if (__builtin_expect(__atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE) != 0, 0))
+		return translate_excl(dev, pasid, iova, access, out);
 	return 0;
 }
 
