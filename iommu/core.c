@@ -329,6 +329,9 @@ err_free:
 static void domain_free(viommu_domain *d)
 {
 	viommu *v = d->v;
+	for (uint32_t i = 0; i < d->nr_ctx; i++)
+		valloc_put(&v->alloc, d->ctx[i], sizeof(*d->ctx[i]), _Alignof(struct s1ctx));
+	valloc_put(&v->alloc, d->ctx, sizeof(*d->ctx) * d->cap_ctx, _Alignof(struct s1ctx *));
 	notify_domain_fini(d);
 	viommu_pt_destroy(d->pt);
 	pthread_mutex_destroy(&d->notify_lock);
@@ -511,29 +514,19 @@ static struct attach *dev_attach_slot_alloc(viommu_dev *dev, uint32_t pasid)
 	return &c[pasid % ATT_CHUNK];
 }
 
-/* Drop an attachment. Under the topology write lock. Returns the domain it
- * was on (or NULL). */
-static viommu_domain *attach_clear(struct attach *a)
-{
-	viommu_domain *old = a->dom;
-	__atomic_store_n(&a->word, 0, __ATOMIC_RELEASE);
-	if (old)
-		old->attached--;
-	a->dom = NULL;
-	return old;
-}
+static void attach_release(struct attach *a, uint32_t pasid);
 
 static void dev_free(viommu_dev *dev)
 {
 	viommu *v = dev->v;
-	attach_clear(&dev->nopasid);
+	attach_release(&dev->nopasid, VIOMMU_NO_PASID);
 	if (dev->chunks) {
 		for (unsigned i = 0; i < NR_CHUNKS; i++) {
 			struct attach *c = dev->chunks[i];
 			if (!c)
 				continue;
 			for (unsigned j = 0; j < ATT_CHUNK; j++)
-				attach_clear(&c[j]);
+				attach_release(&c[j], i * ATT_CHUNK + j);
 			valloc_put(&v->alloc, c, sizeof(*c) * ATT_CHUNK, 64);
 		}
 		valloc_put(&v->alloc, dev->chunks, sizeof(*dev->chunks) * NR_CHUNKS, 64);
@@ -555,6 +548,91 @@ void viommu_dev_destroy(viommu_dev *dev)
 	}
 	dev_free(dev);
 	pthread_rwlock_unlock(&v->topo);
+}
+
+/* Under the topology write lock: the context of (pasid, root, format) in a
+ * nested domain, with a reference taken; created if needed. */
+static struct s1ctx *ctx_get(viommu_domain *d, uint32_t pasid, uint64_t root, const struct pt_geom *g)
+{
+	viommu *v = d->v;
+	for (uint32_t i = 0; i < d->nr_ctx; i++) {
+		struct s1ctx *c = d->ctx[i];
+		if (c->pasid == pasid && c->root == root && !memcmp(&c->g, g, sizeof(*g))) {
+			c->refs++;
+			return c;
+		}
+	}
+	if (d->nr_ctx == d->cap_ctx) {
+		uint32_t cap = d->cap_ctx ? d->cap_ctx * 2 : 8;
+		if (cap > ATT_TAG_MASK)
+			return NULL;
+		struct s1ctx **nc = valloc_get(&v->alloc, sizeof(*nc) * cap, _Alignof(struct s1ctx *));
+		if (!nc)
+			return NULL;
+		if (d->nr_ctx)
+			memcpy(nc, d->ctx, sizeof(*nc) * d->nr_ctx);
+		valloc_put(&v->alloc, d->ctx, sizeof(*nc) * d->cap_ctx, _Alignof(struct s1ctx *));
+		d->ctx = nc;
+		d->cap_ctx = cap;
+	}
+	/* The lowest tag id no live context has (ids of dead contexts had
+	 * their cached entries dropped when they died). */
+	uint32_t tagid = 1;
+	for (int again = 1; again;) {
+		again = 0;
+		for (uint32_t i = 0; i < d->nr_ctx; i++) {
+			if (d->ctx[i]->tagid == tagid) {
+				tagid++;
+				again = 1;
+			}
+		}
+	}
+	struct s1ctx *c = valloc_zget(&v->alloc, sizeof(*c), _Alignof(struct s1ctx));
+	if (!c)
+		return NULL;
+	c->pasid = pasid;
+	c->root = root;
+	c->g = *g;
+	c->tagid = tagid;
+	c->refs = 1;
+	d->ctx[d->nr_ctx++] = c;
+	return c;
+}
+
+/* Under the topology write lock: drop a reference; the last one drops the
+ * context's cached translations too. */
+static void ctx_put(viommu_domain *d, struct s1ctx *c)
+{
+	if (--c->refs)
+		return;
+	struct inval_req q = { .domid = d->id, .pasid = c->pasid, .tagid = c->tagid };
+	inval_do(d->v, &q);
+	for (uint32_t i = 0; i < d->nr_ctx; i++) {
+		if (d->ctx[i] == c) {
+			d->ctx[i] = d->ctx[--d->nr_ctx];
+			break;
+		}
+	}
+	valloc_put(&d->v->alloc, c, sizeof(*c), _Alignof(struct s1ctx));
+}
+
+/* Under the topology write lock: undo an attachment. The caller has made
+ * the word invalid. */
+static void attach_release(struct attach *a, uint32_t pasid)
+{
+	viommu_domain *old = a->dom;
+	if (!old)
+		return;
+	if (a->ctx) {
+		ctx_put(old, a->ctx);
+		a->ctx = NULL;
+	} else {
+		struct inval_req q = { .domid = old->id, .pasid = pasid, .tagid = pasid_index(pasid) };
+		inval_do(old->v, &q);
+	}
+	old->attached--;
+	a->dom = NULL;
+	__atomic_store_n(&a->sizes, 0, __ATOMIC_RELAXED);
 }
 
 int viommu_dev_attach(viommu_dev *dev, uint32_t pasid, viommu_domain *d, const struct viommu_stage1 *s1)
@@ -584,33 +662,31 @@ int viommu_dev_attach(viommu_dev *dev, uint32_t pasid, viommu_domain *d, const s
 		pthread_rwlock_unlock(&v->topo);
 		return -ENOMEM;
 	}
-	viommu_domain *old = a->dom;
-	int s1_changed = old != d || (d->type == VIOMMU_DOMAIN_NESTED &&
-				      (a->s1_root != s1_root || memcmp(&a->s1, &s1g, sizeof(s1g))));
-	if (old != d) {
-		if (old)
-			old->attached--;
+	struct s1ctx *ctx = NULL;
+	if (d->type == VIOMMU_DOMAIN_NESTED) {
+		/* Taken before the old one is released, so an unchanged stage 1
+		 * keeps its context and its cached translations. */
+		ctx = ctx_get(d, pasid, s1_root, &s1g);
+		if (!ctx) {
+			pthread_rwlock_unlock(&v->topo);
+			return -ENOMEM;
+		}
+	}
+	/* Readers see the word go invalid, then the new attachment whole; in
+	 * between, what only the old attachment used is dropped, so nothing
+	 * of it is found under the new one. */
+	__atomic_store_n(&a->word, 0, __ATOMIC_RELEASE);
+	if (a->dom == d && !ctx) {
+		/* The same domain again: its translations stay valid. */
+	} else {
+		attach_release(a, pasid);
 		d->attached++;
 	}
-	/* Readers see the word go invalid, then the new attachment whole;
-	 * in between, the old attachment's cached translations go, so none
-	 * is found under the new one. */
-	__atomic_store_n(&a->word, 0, __ATOMIC_RELEASE);
-	if (old && old != d) {
-		struct inval_req q = { .domid = old->id, .pasid = pasid };
-		inval_do(v, &q);
-	}
-	if (s1_changed) {
-		struct inval_req q = { .domid = d->id, .pasid = pasid };
-		inval_do(v, &q);
-	}
 	a->dom = d;
-	if (d->type == VIOMMU_DOMAIN_NESTED) {
-		a->s1 = s1g;
-		a->s1_root = s1_root;
-	}
-	uint64_t word = ATT_VALID | d->id;
-	if (d->type == VIOMMU_DOMAIN_NESTED)
+	a->ctx = ctx;
+	uint64_t tagid = ctx ? ctx->tagid : pasid_index(pasid);
+	uint64_t word = ATT_VALID | tagid << ATT_TAG_SHIFT | d->id;
+	if (ctx)
 		word |= ATT_NESTED;
 	__atomic_store_n(&a->word, word, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(&v->topo);
@@ -628,13 +704,26 @@ int viommu_dev_detach(viommu_dev *dev, uint32_t pasid)
 		pthread_rwlock_unlock(&v->topo);
 		return -ENOENT;
 	}
-	viommu_domain *old = attach_clear(a);
 	/* After detach returns, nothing of the old attachment is used: its
-	 * cached translations go too. */
-	struct inval_req q = { .domid = old->id, .pasid = pasid };
-	inval_do(v, &q);
+	 * cached translations go too (attach_release). */
+	__atomic_store_n(&a->word, 0, __ATOMIC_RELEASE);
+	attach_release(a, pasid);
 	pthread_rwlock_unlock(&v->topo);
 	return 0;
+}
+
+/* Under the topology read lock: the cache tag ids a PASID of a domain uses. */
+int domain_pasid_tags(viommu_domain *d, uint32_t pasid, uint32_t *tags, int max)
+{
+	if (d->type != VIOMMU_DOMAIN_NESTED) {
+		tags[0] = pasid_index(pasid);
+		return 1;
+	}
+	int n = 0;
+	for (uint32_t i = 0; i < d->nr_ctx && n < max; i++)
+		if (d->ctx[i]->pasid == pasid)
+			tags[n++] = d->ctx[i]->tagid;
+	return n;
 }
 
 /* ------------------------------------------------------------------------ */

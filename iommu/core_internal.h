@@ -137,21 +137,43 @@ struct viommu_domain {
 	uint64_t root;                  /* guest-owned root (atomic) */
 	uint32_t attached;              /* (device, PASID) attachments */
 	struct viommu_domain *next;     /* instance list */
+	struct s1ctx **ctx;             /* nested: stage-1 contexts */
+	uint32_t nr_ctx, cap_ctx;
 	/* Notifiers, and for guest-owned tables the mappings last reported. */
 	pthread_mutex_t notify_lock;
 	struct viommu_notifier *notifiers;
 	viommu_pt *shadow;
 };
 
-/* Per (device, PASID) attachment. The hit path reads `word` only. */
+/*
+ * Per (device, PASID) attachment. The hit path reads `word` (one atomic
+ * load: valid, the domain id and the cache tag id together) and `sizes` (a
+ * hint of the page sizes cached: a stale hint only costs a walk).
+ *
+ * Cache tags are (domain id, tag id). Without nesting the tag id is the PASID
+ * index: every device of a domain shares its translations. With nesting each
+ * distinct stage 1 (PASID, root, format) of a domain is a context with a tag
+ * id of its own, so two devices with the same PASID but different stage-1
+ * tables never see each other's translations.
+ */
 #define ATT_VALID   (1ull << 63)
 #define ATT_NESTED  (1ull << 62)
-#define ATT_SIZES_SHIFT 32 /* bits 32..59: page shifts 12..39 seen in the IOTLB */
+#define ATT_TAG_SHIFT 32
+#define ATT_TAG_MASK 0x1fffffull
 struct attach {
-	uint64_t word;          /* atomic: ATT_* | sizes | domain id */
+	uint64_t word;          /* atomic: ATT_* | tag id << 32 | domain id */
+	uint64_t sizes;         /* atomic: bit n = pages of 2^(12+n) bytes cached */
 	viommu_domain *dom;     /* under the topology lock */
-	struct pt_geom s1;      /* nested */
-	uint64_t s1_root;
+	struct s1ctx *ctx;      /* nested: the stage-1 context (under the lock) */
+};
+
+/* A stage-1 context of a nested domain (under the topology lock). */
+struct s1ctx {
+	uint32_t pasid;
+	uint32_t tagid;
+	uint32_t refs;
+	uint64_t root;
+	struct pt_geom g;
 };
 
 #define ATT_CHUNK 64u
@@ -244,6 +266,7 @@ void core_log(viommu *v, enum viommu_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int excl_check(viommu *v, uint64_t addr, uint64_t len);
 struct attach *dev_attach_slot(viommu_dev *dev, uint32_t pasid);
+int domain_pasid_tags(viommu_domain *d, uint32_t pasid, uint32_t *tags, int max);
 void core_report_fault(viommu *v, struct viommu_fault_record *rec);
 
 /* translate.c */
@@ -260,7 +283,8 @@ void notify_domain_fini(viommu_domain *d);
 struct inval_req {
 	uint32_t domid;      /* 0: every domain, every cache */
 	int any_pasid;
-	uint32_t pasid;
+	uint32_t pasid;      /* for injection rules */
+	uint32_t tagid;      /* cache tag id (see struct attach) */
 	int iotlb_ranged;    /* IOTLB: only [first, last] (inputs of the request) */
 	int ntlb;            /* nested TLB: 0 untouched, 1 the whole domain, 2 [first, last] */
 	uint64_t first, last;

@@ -15,19 +15,41 @@ static void dma_fault(viommu_dev *dev, struct viommu_fault_record *rec, struct v
 		*out = *rec;
 }
 
-/* Copy one translated chunk. 0 or -EFAULT. */
-static int copy_chunk(viommu *v, uint64_t oaddr, uint8_t *buf, size_t len, int is_write)
+/*
+ * Copy one translated chunk, piece by piece: guest-RAM regions by memcpy, the
+ * rest through the memory callbacks a page at a time. Returns the bytes
+ * copied; fewer than len means the byte after them has no memory behind it.
+ */
+static size_t copy_chunk(viommu *v, uint64_t oaddr, uint8_t *buf, size_t len, int is_write)
 {
-	void *host = viommu_mem_ptr(v->mem, oaddr, len, is_write);
-	if (host) {
-		if (is_write)
-			memcpy(host, buf, len);
-		else
-			memcpy(buf, host, len);
-		return 0;
+	size_t done = 0;
+	while (done < len) {
+		uint64_t a = oaddr + done;
+		size_t n = len - done;
+		const struct viommu_mem_region *r = mem_find(v->mem, a, 1);
+		if (r && !(is_write && (r->flags & VIOMMU_MEM_REGION_READONLY))) {
+			uint64_t avail = r->size - (a - r->gpa);
+			if (avail < n)
+				n = (size_t)avail;
+			uint8_t *host = (uint8_t *)r->host + (a - r->gpa);
+			if (is_write)
+				memcpy(host, buf + done, n);
+			else
+				memcpy(buf + done, host, n);
+		} else if (r) {
+			break; /* a write to read-only memory */
+		} else {
+			uint64_t to_page = 0x1000 - (a & 0xfff);
+			if (n > to_page)
+				n = (size_t)to_page;
+			int ret = is_write ? viommu_mem_write(v->mem, a, buf + done, n)
+					   : viommu_mem_read(v->mem, a, buf + done, n);
+			if (ret)
+				break;
+		}
+		done += n;
 	}
-	int r = is_write ? viommu_mem_write(v->mem, oaddr, buf, len) : viommu_mem_read(v->mem, oaddr, buf, len);
-	return r ? -EFAULT : 0;
+	return done;
 }
 
 static int dma_rw(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, size_t len, uint32_t attrs,
@@ -58,12 +80,14 @@ static int dma_rw(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, 
 		size_t chunk = len - pos;
 		if (t.len < chunk)
 			chunk = (size_t)t.len;
-		if (copy_chunk(dev->v, t.oaddr, buf + pos, chunk, is_write)) {
+		size_t copied = copy_chunk(dev->v, t.oaddr, buf + pos, chunk, is_write);
+		if (copied < chunk) {
 			struct viommu_fault_record rec;
+			pos += copied;
 			memset(&rec, 0, sizeof(rec));
 			rec.rid = dev->rid;
 			rec.pasid = pasid;
-			rec.addr = cur;
+			rec.addr = iova + pos; /* the first byte with no memory */
 			rec.access = access;
 			rec.reason = VIOMMU_FAULT_DMA_TARGET;
 			dma_fault(dev, &rec, fault);

@@ -220,8 +220,8 @@ static int walk_request(struct walk_ctx *w, struct attach *a, uint64_t iova, uin
 
 	/* Stage 1, from the deepest table the page-walk cache knows. */
 	viommu *v = w->v;
-	const struct pt_geom *g1 = &a->s1;
-	uint64_t table = a->s1_root;
+	const struct pt_geom *g1 = &a->ctx->g;
+	uint64_t table = a->ctx->root;
 	unsigned level = g1->levels;
 	uint32_t perms = VIOMMU_PERM_ALL;
 	if (pt_input_ok(g1, iova)) {
@@ -358,6 +358,10 @@ static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct atta
 		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
 		return -EFAULT;
 	}
+	/* The attachment may have changed since the fast path looked: tag
+	 * with what holds now, under the lock. */
+	pasidx = (uint32_t)((word >> ATT_TAG_SHIFT) & ATT_TAG_MASK);
+	w.pasidx = pasidx;
 	w.d = a->dom;
 	struct walk_out o;
 	memset(&o, 0, sizeof(o));
@@ -366,8 +370,8 @@ static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct atta
 		uint64_t tag = vcache_tag(w.d->id, pasidx, o.shift);
 		vcache_insert(&v->iotlb, &v->gen, w.gen, tag, iova >> o.shift,
 			      (o.oaddr & ~((1ull << o.shift) - 1)) | (o.cperms & PERM_BITS));
-		if (o.shift >= 12 && o.shift < 40)
-			__atomic_fetch_or(&a->word, 1ull << (ATT_SIZES_SHIFT + o.shift - 12), __ATOMIC_RELEASE);
+		if (o.shift >= 12 && o.shift < 64)
+			__atomic_fetch_or(&a->sizes, 1ull << (o.shift - 12), __ATOMIC_RELEASE);
 	}
 	pthread_rwlock_unlock(&v->topo);
 	if (ret)
@@ -409,11 +413,11 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
 		return -EFAULT;
 	}
-	uint32_t pasidx = pasid_index(pasid);
+	uint32_t pasidx = (uint32_t)((word >> ATT_TAG_SHIFT) & ATT_TAG_MASK);
 	uint32_t domid = (uint32_t)word;
 
 	/* The fast path: the page sizes this attachment has cached. */
-	uint64_t sizes = (word >> ATT_SIZES_SHIFT) & ((1ull << 28) - 1);
+	uint64_t sizes = __atomic_load_n(&a->sizes, __ATOMIC_ACQUIRE);
 	while (sizes) {
 		unsigned shift = 12 + (unsigned)__builtin_ctzll(sizes);
 		sizes &= sizes - 1;
@@ -484,7 +488,7 @@ void inval_do(viommu *v, const struct inval_req *q)
 		struct vcache_match m = {
 			.domid = q->domid,
 			.any_pasid = q->any_pasid,
-			.pasidx = pasid_index(q->pasid),
+			.pasidx = q->tagid,
 			.ranged = q->iotlb_ranged,
 			.first = q->first,
 			.last = q->last,
@@ -526,12 +530,42 @@ void viommu_invalidate_domain(viommu_domain *d)
 		notify_guest_range(d, 0, ~0ull);
 }
 
+/* Invalidate the IOTLB and walk caches of one PASID of a domain: of each
+ * stage-1 context it has when nested. */
+static void inval_pasid(viommu_domain *d, uint32_t pasid, int ranged, uint64_t first, uint64_t last)
+{
+	uint32_t tags[64];
+	viommu *v = d->v;
+	pthread_rwlock_rdlock(&v->topo);
+	int n = domain_pasid_tags(d, pasid, tags, 64);
+	if (n >= 64) {
+		/* Very many stage-1 tables on one PASID: take the domain. */
+		pthread_rwlock_unlock(&v->topo);
+		struct inval_req q = { .domid = d->id, .any_pasid = 1, .pasid = pasid };
+		inval_request(v, &q);
+		return;
+	}
+	pthread_rwlock_unlock(&v->topo);
+	if (!n) {
+		/* Nothing cached can carry it; still one invalidation for the
+		 * counters and injection rules. */
+		tags[0] = pasid_index(pasid) | 0x100000u;
+		n = 1;
+	}
+	for (int i = 0; i < n; i++) {
+		struct inval_req q = {
+			.domid = d->id, .pasid = pasid, .tagid = tags[i],
+			.iotlb_ranged = ranged, .first = first, .last = last,
+		};
+		inval_request(v, &q);
+	}
+}
+
 void viommu_invalidate_pasid(viommu_domain *d, uint32_t pasid)
 {
 	if (!d)
 		return;
-	struct inval_req q = { .domid = d->id, .pasid = pasid };
-	inval_request(d->v, &q);
+	inval_pasid(d, pasid, 0, 0, 0);
 }
 
 void inval_domain_range(viommu_domain *d, uint64_t first, uint64_t last)
@@ -554,8 +588,7 @@ int viommu_invalidate_range(viommu_domain *d, uint32_t pasid, int all_pasids, ui
 	if (!d || !size || __builtin_add_overflow(iova, size - 1, &last))
 		return -EINVAL;
 	if (!all_pasids) {
-		struct inval_req q = { .domid = d->id, .pasid = pasid, .iotlb_ranged = 1, .first = iova, .last = last };
-		inval_request(d->v, &q);
+		inval_pasid(d, pasid, 1, iova, last);
 		return 0;
 	}
 	inval_domain_range(d, iova, last);

@@ -30,9 +30,10 @@ extern "C" {
  * @attrs:  0 or VIOMMU_DMA_PRIV / VIOMMU_DMA_EXEC
  * @done:   bytes copied (all of them on success); may be NULL
  * @fault:  filled on -EFAULT; may be NULL
- * Errors: -EFAULT (translation fault, or the output is not guest memory: then
- * fault->reason is VIOMMU_FAULT_TABLE_OUTSIDE_MEMORY with stage 0), -EINVAL
- * (NULL dev, NULL buf with len, iova + len wraps).
+ * Errors: -EFAULT (translation fault, or the translated address has no
+ * memory behind it: then fault->reason is VIOMMU_FAULT_DMA_TARGET, fault->addr
+ * the first such byte, and @done counts every byte before it), -EINVAL (NULL
+ * dev, NULL buf with len, iova + len wraps).
  */
 VIOMMU_API int viommu_dma_read(viommu_dev *dev, uint32_t pasid, uint64_t iova, void *buf, size_t len,
 			       uint32_t attrs, size_t *done, struct viommu_fault_record *fault);

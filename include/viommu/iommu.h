@@ -118,7 +118,7 @@ VIOMMU_API viommu_mem *viommu_get_mem(viommu *v);
 /* Domains                                                                  */
 
 enum viommu_domain_type {
-	VIOMMU_DOMAIN_BLOCKED = 1,  /**< every request faults (not-present) */
+	VIOMMU_DOMAIN_BLOCKED = 1,  /**< every request faults (VIOMMU_FAULT_BLOCKED) */
 	VIOMMU_DOMAIN_IDENTITY = 2, /**< output = input (exclusions still apply) */
 	VIOMMU_DOMAIN_PAGING = 3,   /**< one stage */
 	VIOMMU_DOMAIN_NESTED = 4,   /**< stage 1 per (device, PASID) over stage 2 */
@@ -199,15 +199,19 @@ struct viommu_stage1 {
  * Attach (device, PASID) to a domain; @pasid may be VIOMMU_NO_PASID.
  * @s1: required for a nested domain, NULL otherwise.
  * Replaces an earlier attachment of the same PASID; translations of it that
- * start after this returns use the new one, and the IOTLB entries of that
- * (domain, PASID) are dropped if the stage 1 changed.
+ * start after this returns use the new one and nothing cached for the old
+ * one. Devices attached to one domain share its cached translations, except
+ * that in a nested domain each distinct stage 1 (PASID, root, format) has
+ * its own: two devices with the same PASID and different stage-1 tables never
+ * see each other's mappings.
  * Errors: -EINVAL (bad PASID, NULL, s1 missing or given when not nested, bad
  * s1 config), -ENOMEM.
  */
 VIOMMU_API int viommu_dev_attach(viommu_dev *dev, uint32_t pasid, viommu_domain *d,
 				 const struct viommu_stage1 *s1);
 
-/** Block (device, PASID) again. Errors: -ENOENT (not attached), -EINVAL. */
+/** Block (device, PASID) again; once this returns, nothing cached for the
+ *  attachment is used. Errors: -ENOENT (not attached), -EINVAL. */
 VIOMMU_API int viommu_dev_detach(viommu_dev *dev, uint32_t pasid);
 
 /* ------------------------------------------------------------------------ */
@@ -270,7 +274,9 @@ VIOMMU_API void viommu_invalidate_pasid(viommu_domain *d, uint32_t pasid);
  * @pasid may be VIOMMU_NO_PASID). Drops the page-walk caches of the PASIDs
  * concerned too. With @all_pasids and a guest-owned table, the notifiers hear
  * what changed in the range before this returns. Errors: -EINVAL (NULL, zero
- * size, wrap), or a notifier's error (the caches are dropped all the same).
+ * size, wrap), -ENOMEM (the notifiers' record of the guest's mappings could
+ * not grow: they may have missed changes; re-register with replay), or a
+ * notifier's error (the caches are dropped all the same in every case).
  */
 VIOMMU_API int viommu_invalidate_range(viommu_domain *d, uint32_t pasid, int all_pasids, uint64_t iova,
 				       uint64_t size);
