@@ -22,7 +22,17 @@
  *
  * Threading: config and BAR accesses come from vCPU threads, one at a time
  * per device (the bus serializes per device); a device may run its own I/O
- * thread and call pcidev_notify from it.
+ * thread and call pcidev_notify from it. The framework's state (config space,
+ * MSI/MSI-X) is guarded by dev->lock, a recursive mutex; the host callbacks
+ * (msi, intx, log) are called with it held, so they must not wait for another
+ * thread that accesses the same device. Model callbacks (ops) are called
+ * without it.
+ *
+ * Ownership: a constructor (virtio_blk_create, edu_create) returns a pcidev
+ * the caller owns until pcidev_destroy. A model that builds its own calls
+ * pcidev_init on zeroed memory from calloc (pcidev_destroy frees it with
+ * free); a pcidev embedded in another structure is released with
+ * pcidev_fini instead.
  */
 #ifndef VIOMMU_DEVMODELS_PCIDEV_H
 #define VIOMMU_DEVMODELS_PCIDEV_H
@@ -70,7 +80,11 @@ struct pcidev_ops {
 	/* After a config write the framework did not fully handle itself
 	 * (e.g. the command register changed). */
 	void (*config_written)(struct pcidev *dev, unsigned off, unsigned len);
-	/* Device reset (function level or VMM reset). */
+	/* After the framework read config bytes [off, off + len): may replace
+	 * the value (e.g. a window onto a BAR). Called without dev->lock. */
+	uint32_t (*config_read)(struct pcidev *dev, unsigned off, unsigned len, uint32_t val);
+	/* Device reset (function level or VMM reset); the framework has already
+	 * restored the config space and the MSI/MSI-X state. */
 	void (*reset)(struct pcidev *dev);
 	/* Free the model's state (the framework frees the pcidev). */
 	void (*destroy)(struct pcidev *dev);
@@ -102,8 +116,13 @@ struct pcidev {
 	uint64_t msix_table_off, msix_pba_off;
 	uint8_t *msix_table;                 /* 16 bytes per vector */
 	uint64_t *msix_pending;              /* bit per vector */
-	uint8_t msi_pending_mask;            /* MSI vectors pending while masked */
+	uint32_t msi_pending_mask;           /* MSI vectors pending while masked */
 	uint8_t next_cap;                    /* where the next capability goes */
+	uint8_t last_cap;                    /* last capability in the list (0 = none) */
+	uint8_t intx_asserted;               /* the device asserts INTx (status bit 3) */
+	uint8_t intx_level;                  /* the level last given to host->intx */
+	unsigned log_budget;                 /* lines left before logging goes quiet */
+	uint8_t cfg_reset[PCIDEV_CFG_SIZE];  /* config space after init (for reset) */
 };
 
 /* Device identity for pcidev_init. */
@@ -114,21 +133,30 @@ struct pcidev_id {
 	uint8_t intx_pin;    /* 0 none, 1..4 = INTA..INTD */
 };
 
-/* Framework: set up config space (header type 0, capability list). */
+/* Framework: set up config space (header type 0, capability list).
+ * Errors: -EINVAL (NULL dev, ops or id, bad intx_pin), or a mutex error. */
 int pcidev_init(struct pcidev *dev, const struct pcidev_ops *ops, void *priv, const struct pcidev_id *id,
 		struct viommu_rid rid, viommu_dev *dma, const struct pcidev_host *host);
-/* Declare a BAR (before the guest sees the device). -EINVAL on a bad size. */
+/* Declare a BAR (before the guest sees the device). Sizes: memory BARs a
+ * power of two from 16 bytes (MEM32 up to 2 GiB, MEM64 up to 2^40); IO BARs
+ * 4 to 256 bytes. A MEM64 BAR takes slots bar and bar + 1. -EINVAL on a bad
+ * index, type or size, -EBUSY when a slot is taken. */
 int pcidev_set_bar(struct pcidev *dev, unsigned bar, enum pcidev_bar_type type, uint64_t size, int prefetchable);
-/* Add an MSI capability (64-bit, per-vector masking) with 2^log2_vectors vectors. */
+/* Add an MSI capability (64-bit, per-vector masking) with 2^log2_vectors
+ * vectors (log2_vectors 0..5). -EINVAL, -EEXIST (already there), -ENOSPC. */
 int pcidev_add_msi(struct pcidev *dev, unsigned log2_vectors);
-/* Add an MSI-X capability with `vectors` entries; table and PBA placed in
- * `bar` at the given offsets (the framework serves those ranges itself). */
+/* Add an MSI-X capability with `vectors` entries (1..2048); table and PBA
+ * placed in `bar` (declared already) at the given offsets (8-byte aligned,
+ * inside the BAR, not overlapping); the framework serves those ranges
+ * itself. -EINVAL, -EEXIST, -ENOSPC, -ENOMEM. */
 int pcidev_add_msix(struct pcidev *dev, unsigned vectors, unsigned bar, uint64_t table_off, uint64_t pba_off);
 /* Add a vendor-specific or other capability with `len` bytes of body (after
  * the 2-byte header); returns its offset or a negative errno. */
 int pcidev_add_cap(struct pcidev *dev, uint8_t cap_id, const void *body, unsigned len);
 
-/* Bus side: config and BAR accesses (len 1, 2, 4; off aligned to len). */
+/* Bus side: config and BAR accesses (config: len 1, 2, 4; BAR: 1, 2, 4, 8;
+ * off aligned to len). Anything else (bad length, misaligned, out of range,
+ * an undeclared BAR) reads as all ones and is ignored on write. */
 uint32_t pcidev_config_read(struct pcidev *dev, unsigned off, unsigned len);
 void pcidev_config_write(struct pcidev *dev, unsigned off, unsigned len, uint32_t val);
 uint64_t pcidev_bar_read(struct pcidev *dev, unsigned bar, uint64_t off, unsigned len);
@@ -137,27 +165,58 @@ void pcidev_bar_write(struct pcidev *dev, unsigned bar, uint64_t off, uint64_t v
 int pcidev_mem_enabled(const struct pcidev *dev);
 int pcidev_io_enabled(const struct pcidev *dev);
 int pcidev_bus_master(const struct pcidev *dev);
+/* MSI / MSI-X enable bits of the capabilities (0 when absent). */
+int pcidev_msi_enabled(const struct pcidev *dev);
+int pcidev_msix_enabled(const struct pcidev *dev);
 
 /* Device side: signal interrupt vector `vec` (MSI-X entry, MSI vector, or
  * INTx assert when neither is enabled). */
 void pcidev_notify(struct pcidev *dev, unsigned vec);
 /* INTx deassert (level-triggered devices). */
 void pcidev_intx_clear(struct pcidev *dev);
+/* Log a line through host->log (printf format, no newline; the host adds
+ * which device it is). A device logs at most a bounded number of lines
+ * between resets, so a guest cannot flood the host's log. */
+void pcidev_logf(struct pcidev *dev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Function-level reset: config space as after init (BARs unplaced, command
+ * register 0, MSI/MSI-X disabled, every MSI-X vector masked, nothing
+ * pending), INTx deasserted, then the model's reset. */
 void pcidev_reset(struct pcidev *dev);
+/* The model's destroy, then the framework's state; takes NULL. */
 void pcidev_destroy(struct pcidev *dev);
+/* As pcidev_destroy, without freeing `dev` itself: for a pcidev the caller
+ * embeds in its own (zeroed) structure, such as a host bridge. Takes NULL, a
+ * zeroed pcidev whose pcidev_init failed, and one already finished. */
+void pcidev_fini(struct pcidev *dev);
 
 /* Device constructors. */
 struct virtio_blk_config_opts {
-	const char *path;   /* raw image */
-	int readonly;
+	const char *path;   /* raw image (capacity: its size rounded down to 512) */
+	int readonly;       /* open read-only, offer VIRTIO_BLK_F_RO */
 };
 /* virtio-blk over the modern virtio-pci transport, offering
- * VIRTIO_F_ACCESS_PLATFORM (so the guest uses its DMA API and IOMMU). */
+ * VIRTIO_F_ACCESS_PLATFORM (so the guest uses its DMA API and IOMMU).
+ * Layout: BAR1 (32-bit memory, 4 KiB) holds the MSI-X table (2 vectors:
+ * config and the request queue); BAR4 (64-bit prefetchable memory, 16 KiB)
+ * the common, ISR, device and notify structures. One request queue of up to
+ * 256 entries, indirect descriptors. The image is read and written with
+ * pread/pwrite from the notifying vCPU thread.
+ * Errors: -EINVAL (NULL arguments), -ENOMEM, or the negative errno of
+ * opening or sizing the image. */
 int virtio_blk_create(const struct virtio_blk_config_opts *opts, struct viommu_rid rid, viommu_dev *dma,
 		      const struct pcidev_host *host, struct pcidev **out);
 /* A DMA test engine with the register layout of QEMU's edu device
- * (1234:11e8, BAR0 1 MiB). */
+ * (1234:11e8, BAR0 1 MiB, one MSI vector or INTA). DMA runs synchronously
+ * on the write of the command register. Extensions over QEMU's (which stops
+ * the VM on a bad transfer): a refused or faulting transfer sets status bit
+ * 8 (cleared by the next start) and register 0xa0 to its reason
+ * (EDU_ERR_*), and the command still completes (interrupt if asked).
+ * Errors: -EINVAL, -ENOMEM. */
+#define EDU_ERR_NONE 0u
+#define EDU_ERR_RANGE 1u      /* touches outside the 4 KiB buffer at 0x40000 */
+#define EDU_ERR_DMA_FAULT 2u  /* the DMA faulted (the fault log has it) */
+#define EDU_ERR_NO_MASTER 3u  /* bus mastering disabled: nothing done */
 int edu_create(struct viommu_rid rid, viommu_dev *dma, const struct pcidev_host *host, struct pcidev **out);
 
 #ifdef __cplusplus

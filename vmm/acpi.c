@@ -322,6 +322,42 @@ static void build_dsdt(struct buf *b, const struct acpi_info *info)
 
 	static const uint8_t device_op[2] = { 0x5b, 0x82 };
 	aml_wrap(b, dev, device_op, 2);
+
+	/* Device (COM1): a hardware-reduced platform has no legacy PIC, so
+	 * Linux maps no ISA IRQs by itself; the UART must say which GSI it
+	 * uses for the IOAPIC pin to be set up. */
+	size_t com = b->len;
+	aml_nameseg(b, "COM1");
+	put8(b, 0x08);
+	aml_nameseg(b, "_HID");
+	put8(b, 0x0c);
+	put32(b, eisa_id("PNP0501"));
+	aml_name_int(b, "_UID", 0);
+	put8(b, 0x08);
+	aml_nameseg(b, "_CRS");
+	put8(b, 0x11);
+	size_t crs = b->len;
+	{
+		uint8_t tmp[32];
+		struct buf r = { tmp, 0, sizeof(tmp), 0 };
+		/* IO (Decode16, 0x3F8, 0x3F8, 0x01, 0x08) */
+		put8(&r, 0x47);
+		put8(&r, 0x01);
+		put16(&r, VMM_PORT_COM1);
+		put16(&r, VMM_PORT_COM1);
+		put8(&r, 0x01);
+		put8(&r, 0x08);
+		/* IRQNoFlags () { 4 }: edge-triggered, active high */
+		put8(&r, 0x22);
+		put16(&r, 1u << VMM_COM1_IRQ);
+		put8(&r, 0x79);
+		put8(&r, 0x00);
+		aml_int(b, r.len);
+		put(b, tmp, r.len);
+	}
+	aml_wrap(b, crs, (const uint8_t *)"", 0);
+	aml_wrap(b, com, device_op, 2);
+
 	aml_wrap(b, scope, (const uint8_t *)"", 0);
 
 	/* Name (\_S5, Package () { 5, 5 }): the sleep type the VMM takes as

@@ -368,6 +368,7 @@ void pci_destroy(struct pci_bus *bus)
 		if (bus->slots[s].dma)
 			viommu_dev_destroy(bus->slots[s].dma);
 	}
+	pcidev_fini(&bus->host_bridge);
 	pthread_mutex_destroy(&bus->lock);
 	free(bus);
 }

@@ -290,6 +290,10 @@ static int setup_cpuid(struct vmm *vm, struct vcpu *c)
 			/* Initial APIC id, logical processor count. */
 			e->ebx = (e->ebx & 0x0000ffff) | ((uint32_t)c->id << 24) | ((vm->nr_cpus & 0xff) << 16);
 			e->edx |= 1u << 28; /* HTT: the count above is valid */
+			/* A hypervisor is present: Linux then finds KVM's leaves
+			 * (0x40000000) and takes the TSC frequency from
+			 * kvmclock, as there is no PIT or HPET to calibrate. */
+			e->ecx |= 1u << 31;
 			break;
 		case 0xb:
 		case 0x1f:
