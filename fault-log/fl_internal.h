@@ -16,4 +16,11 @@ void fq_set_irq_filter(viommu_fault_queue *q, fq_irq_filter_fn fn, void *ctx);
  * release with owner NULL. */
 int fq_claim(viommu_fault_queue *q, void *owner);
 
+/*
+ * Push with the sequence number taken under the queue's lock from *seq, so
+ * records enter the queue in sequence order whatever the threads do. Returns
+ * as viommu_fault_queue_push.
+ */
+int fq_push_seq(viommu_fault_queue *q, struct viommu_fault_record *rec, uint64_t *seq);
+
 #endif

@@ -118,11 +118,11 @@ static int irq_condition(viommu_fault_queue *q)
 	return q->raise != NULL;
 }
 
-int viommu_fault_queue_push(viommu_fault_queue *q, const struct viommu_fault_record *rec)
+static int push(viommu_fault_queue *q, struct viommu_fault_record *rec, uint64_t *seq)
 {
-	if (!q || !rec)
-		return -EINVAL;
 	pthread_mutex_lock(&q->lock);
+	if (seq)
+		rec->seq = __atomic_add_fetch(seq, 1, __ATOMIC_RELAXED);
 	uint64_t count = q->tail - q->head;
 	if (count >= q->entries) {
 		q->overflow = 1;
@@ -144,6 +144,19 @@ int viommu_fault_queue_push(viommu_fault_queue *q, const struct viommu_fault_rec
 	if (raise)
 		rfn(ctx);
 	return 0;
+}
+
+int viommu_fault_queue_push(viommu_fault_queue *q, const struct viommu_fault_record *rec)
+{
+	if (!q || !rec)
+		return -EINVAL;
+	struct viommu_fault_record local = *rec;
+	return push(q, &local, NULL);
+}
+
+int fq_push_seq(viommu_fault_queue *q, struct viommu_fault_record *rec, uint64_t *seq)
+{
+	return push(q, rec, seq);
 }
 
 int viommu_fault_queue_pop(viommu_fault_queue *q, struct viommu_fault_record *rec)

@@ -87,6 +87,11 @@ int viommu_create(const struct viommu_config *cfg, const struct viommu_alloc *al
 		ret = -ENOMEM;
 		goto err_excl;
 	}
+	if (pthread_cond_init(&v->fq_cond, NULL)) {
+		pthread_mutex_destroy(&v->fq_lock);
+		ret = -ENOMEM;
+		goto err_excl;
+	}
 	ret = inject_init(v);
 	if (ret)
 		goto err_fq;
@@ -99,6 +104,7 @@ int viommu_create(const struct viommu_config *cfg, const struct viommu_alloc *al
 err_inject:
 	inject_fini(v);
 err_fq:
+	pthread_cond_destroy(&v->fq_cond);
 	pthread_mutex_destroy(&v->fq_lock);
 err_excl:
 	pthread_mutex_destroy(&v->excl_lock);
@@ -147,6 +153,7 @@ void viommu_destroy(viommu *v)
 	viommu_set_fault_queue(v, NULL);
 	ir_fini(v);
 	inject_fini(v);
+	pthread_cond_destroy(&v->fq_cond);
 	pthread_mutex_destroy(&v->fq_lock);
 	pthread_mutex_destroy(&v->excl_lock);
 	pthread_rwlock_destroy(&v->topo);
@@ -166,17 +173,42 @@ viommu_mem *viommu_get_mem(viommu *v)
 /* ------------------------------------------------------------------------ */
 /* Faults and counters                                                      */
 
+/*
+ * Pushes run without the instance's lock (the queue calls raise and notify,
+ * which may call back into the instance), counted in fq_users so a detach can
+ * wait for them to finish. A push made from inside a queue callback of the
+ * same instance (a raise that detaches the queue, say) is not waited for by
+ * its own thread: this thread-local note says how deep this thread is.
+ */
+static __thread struct {
+	viommu *v;
+	unsigned depth;
+} fq_tls;
+
 void core_report_fault(viommu *v, struct viommu_fault_record *rec)
 {
-	rec->seq = __atomic_add_fetch(&v->fault_seq, 1, __ATOMIC_RELAXED);
+	viommu_fault_queue *q = NULL;
+	pthread_mutex_lock(&v->fq_lock);
+	if (v->fq) {
+		q = v->fq;
+		v->fq_users++;
+	}
+	pthread_mutex_unlock(&v->fq_lock);
 	__atomic_fetch_add(&v->st_faults, 1, __ATOMIC_RELAXED);
-	/* The queue pointer is read under its lock, so a queue detached by
-	 * viommu_set_fault_queue() is never pushed to afterwards. */
-	if (__atomic_load_n(&v->fq, __ATOMIC_ACQUIRE)) {
+	if (q) {
+		/* The queue numbers the record under its own lock: records
+		 * enter it in sequence order. */
+		typeof(fq_tls) saved = fq_tls;
+		fq_tls.v = v;
+		fq_tls.depth = saved.v == v ? saved.depth + 1 : 1;
+		fq_push_seq(q, rec, &v->fault_seq);
+		fq_tls = saved;
 		pthread_mutex_lock(&v->fq_lock);
-		if (v->fq)
-			viommu_fault_queue_push(v->fq, rec);
+		v->fq_users--;
+		pthread_cond_broadcast(&v->fq_cond);
 		pthread_mutex_unlock(&v->fq_lock);
+	} else {
+		rec->seq = __atomic_add_fetch(&v->fault_seq, 1, __ATOMIC_RELAXED);
 	}
 	if (v->fault)
 		v->fault(v->fault_ctx, rec);
@@ -201,7 +233,12 @@ int viommu_set_fault_queue(viommu *v, viommu_fault_queue *q)
 	}
 	pthread_mutex_lock(&v->fq_lock);
 	viommu_fault_queue *old = v->fq;
-	__atomic_store_n(&v->fq, q, __ATOMIC_RELEASE);
+	v->fq = q;
+	/* No push may still be using the old queue when this returns, but
+	 * this thread's own (we are inside its callback) cannot be waited for. */
+	unsigned own = fq_tls.v == v ? fq_tls.depth : 0;
+	while (v->fq_users > own)
+		pthread_cond_wait(&v->fq_cond, &v->fq_lock);
 	pthread_mutex_unlock(&v->fq_lock);
 	if (old && old != q) {
 		fq_set_irq_filter(old, NULL, NULL);

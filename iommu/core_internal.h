@@ -227,8 +227,10 @@ struct viommu {
 
 	struct inj_state *inj;
 	uint32_t inj_hot;          /* atomic: rules or delayed invalidations exist */
-	viommu_fault_queue *fq;    /* atomic pointer */
+	viommu_fault_queue *fq;    /* under fq_lock */
 	pthread_mutex_t fq_lock;   /* attach/detach of fq */
+	pthread_cond_t fq_cond;    /* fq_users dropped */
+	uint32_t fq_users;         /* pushes in progress (under fq_lock) */
 	struct ir_state *ir;       /* under ir_lock */
 	pthread_rwlock_t ir_lock;
 

@@ -141,7 +141,10 @@ void viommu_ir_invalidate(viommu *v, uint32_t first, uint32_t count)
 		/* Generation first: a lookup that read the table before this
 		 * cannot insert afterwards (as for the IOTLB). */
 		__atomic_fetch_add(&s->gen, 1, __ATOMIC_SEQ_CST);
-		for (uint32_t i = 0; i < s->nr_cache; i++) {
+		/* Direct-mapped by index: a short range only has its own slots. */
+		uint32_t n = (!count || count >= s->nr_cache) ? s->nr_cache : count;
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t i = (!count || count >= s->nr_cache) ? k : (first + k) % s->nr_cache;
 			struct ir_slot *sl = &s->cache[i];
 			slot_lock(sl);
 			uint32_t idx1 = __atomic_load_n(&sl->index, __ATOMIC_RELAXED);

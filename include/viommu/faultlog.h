@@ -95,18 +95,22 @@ VIOMMU_API void viommu_fault_queue_set_mask(viommu_fault_queue *q, int masked);
 
 /**
  * Send every fault of the instance to this queue too (besides the fault
- * callback); NULL detaches. Interrupt remapping faults included. A queue
- * serves one instance at a time.
+ * callback); NULL detaches. Interrupt remapping faults included. Records
+ * enter the queue in sequence-number order. The queue's callbacks may call
+ * into the instance (deliver an interrupt, translate, even detach the
+ * queue). When this returns, no push to the previous queue is still running
+ * (except one on this very thread, if called from that queue's callback).
+ * A queue serves one instance at a time: -EBUSY if another has it.
  */
 VIOMMU_API int viommu_set_fault_queue(viommu *v, viommu_fault_queue *q);
 
 /**
  * Write one record as a JSON object and a newline into buf (NUL-terminated),
  * like snprintf: returns the length it needs (without the NUL), so a return
- * >= len means it was cut short. Keys: seq, segment, bus, dev, fn, rid
- * ("SSSS:BB:DD.F"), pasid (null if none), addr (hex string), access (string
- * of r/w/x/p), reason (its name), reason_code, stage, level, entry_addr,
- * entry.
+ * >= len means it was cut short. Keys, in this order: seq, rid
+ * ("SSSS:BB:DD.F"), segment, bus, dev, fn, pasid (null if none), addr (hex
+ * string), access (string of r/w/x/p), reason (its name), reason_code, stage,
+ * level, entry_addr, entry (hex strings).
  */
 VIOMMU_API int viommu_fault_record_json(const struct viommu_fault_record *rec, char *buf, size_t len);
 

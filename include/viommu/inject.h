@@ -16,7 +16,12 @@
  *                                hardware would do with that value.
  *   VIOMMU_INJECT_DROP_INVAL     an invalidation of a domain's range that
  *                                matches (PASID and range) is not carried
- *                                out: cached translations survive it.
+ *                                out: cached translations survive it. This
+ *                                covers every invalidation the core makes
+ *                                for its callers, the ones inside
+ *                                viommu_domain_unmap and viommu_domain_set_root
+ *                                included (their promise to drop cached
+ *                                translations is what the rule breaks).
  *   VIOMMU_INJECT_DELAY_INVAL    such an invalidation takes effect only
  *                                delay_us later (checked on each translation).
  *   VIOMMU_INJECT_LOSE_IRQ       an interrupt is lost: a fault-queue interrupt
