@@ -33,6 +33,7 @@ static void usage(FILE *f)
 		"                       identity domain, still checked against guest memory)\n"
 		"  --serial stdio|FILE  where COM1 goes (default stdio)\n"
 		"  --edu                add a DMA test device with QEMU edu's registers\n"
+		"  --stats              print the IOMMU's counters (key=value) on exit\n"
 		"  --help               this text\n"
 		"\n"
 		"Exit status: 0 guest powered off, 1 VMM error, 2 guest reset or panic, 3 signal.\n",
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'c' },   { "disk", required_argument, NULL, 'd' },
 		{ "iommu", required_argument, NULL, 'I' },  { "serial", required_argument, NULL, 's' },
 		{ "edu", no_argument, NULL, 'e' },           { "help", no_argument, NULL, 'h' },
+		{ "stats", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct vmm vm;
@@ -122,6 +124,9 @@ int main(int argc, char **argv)
 		case 'e':
 			o->edu = 1;
 			break;
+		case 'S':
+			o->stats = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -143,6 +148,16 @@ int main(int argc, char **argv)
 	int code = vmm_run(&vm);
 	if (vm.exit_msg[0])
 		fprintf(stderr, "viommu-vmm: %s\n", vm.exit_msg);
+	if (o->stats && vm.iommu) {
+		struct viommu_stats st;
+		viommu_get_stats(vm.iommu, &st);
+		fprintf(stderr,
+			"viommu-vmm: iommu translations=%llu iotlb_hits=%llu iotlb_misses=%llu walks=%llu refs=%llu "
+			"faults=%llu invalidations=%llu\n",
+			(unsigned long long)st.translations, (unsigned long long)st.iotlb_hits,
+			(unsigned long long)st.iotlb_misses, (unsigned long long)st.walks, (unsigned long long)st.refs,
+			(unsigned long long)st.faults, (unsigned long long)st.invalidations);
+	}
 	vmm_teardown(&vm);
 	if (code < 0)
 		code = VMM_EXIT_ERROR;

@@ -95,6 +95,7 @@ struct vmm_opts {
 	const char *serial; /* "stdio" or a file */
 	const char *iommu;  /* "none" */
 	int edu;            /* add an edu DMA test device */
+	int stats;          /* print the IOMMU's counters at exit */
 };
 
 struct vmm {
