@@ -270,7 +270,10 @@ void viommu_get_stats(viommu *v, struct viommu_stats *out)
 	memset(out, 0, sizeof(*out));
 #define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 	for (unsigned i = 0; i < STAT_SHARDS; i++) {
-		out->translations += LD(v->shards[i].translations);
+		/* A shard's translations field counts only the requests
+		 * refused before the IOTLB; hits and misses are the rest. */
+		out->translations += LD(v->shards[i].translations) + LD(v->shards[i].hits) +
+				     LD(v->shards[i].misses);
 		out->iotlb_hits += LD(v->shards[i].hits);
 		out->iotlb_misses += LD(v->shards[i].misses);
 	}

@@ -292,12 +292,12 @@ static int walk_request(struct walk_ctx *w, struct attach *a, uint64_t iova, uin
 static void fill_out(struct viommu_translation *out, uint64_t iova, uint64_t base, unsigned shift,
 		     uint32_t perms)
 {
-	uint64_t off = shift >= 64 ? iova : iova & ((1ull << shift) - 1);
+	/* shift is at most 62 (an identity domain's one big page). */
+	uint64_t size = 1ull << shift;
+	uint64_t off = iova & (size - 1);
 	out->oaddr = base + off;
 	out->perms = perms;
-	out->len = (shift >= 64 ? 0 : (1ull << shift)) - off;
-	if (!out->len || out->len > (1ull << 62))
-		out->len = 1ull << 62;
+	out->len = size - off;
 }
 
 /* Fault injection and delayed invalidations, when any exist. */
@@ -393,16 +393,20 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 	out->refs = 0;
 	out->iotlb_hit = 0;
 	out->fault.reason = VIOMMU_FAULT_NONE;
-	stat_inc(&sh->translations);
+	/* Counted as a hit, a miss, or (here) a request refused before the
+	 * IOTLB: the sum is the translations. */
 	if (__builtin_expect(__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) != 0, 0)) {
 		ret = translate_inject(dev, pasid, iova, access, out);
-		if (ret)
+		if (ret) {
+			stat_inc(&sh->translations);
 			return ret;
+		}
 	}
 	struct attach *a;
 	if (pasid == VIOMMU_NO_PASID) {
 		a = &dev->nopasid;
 	} else if (pasid > VIOMMU_PASID_MAX) {
+		stat_inc(&sh->translations);
 		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BAD_REQUEST, 0, NULL);
 		return -EFAULT;
 	} else {
@@ -410,6 +414,7 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 	}
 	uint64_t word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
 	if (!(word & ATT_VALID)) {
+		stat_inc(&sh->translations);
 		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
 		return -EFAULT;
 	}
