@@ -57,11 +57,15 @@ static struct viommu_rid ioapic_rid(void)
 /* Under the lock: mirror the pins' MSIs into KVM's routing table. */
 static void update_routes_locked(struct ioapic *io)
 {
-	struct {
+	/* struct kvm_irq_routing ends in a flexible array: room for one per
+	 * pin after it. */
+	union {
 		struct kvm_irq_routing hdr;
-		struct kvm_irq_routing_entry e[VMM_IOAPIC_PINS];
+		uint8_t bytes[sizeof(struct kvm_irq_routing) +
+			      VMM_IOAPIC_PINS * sizeof(struct kvm_irq_routing_entry)];
 	} rt;
 	memset(&rt, 0, sizeof(rt));
+	struct kvm_irq_routing_entry *ents = rt.hdr.entries;
 	unsigned n = 0;
 	for (unsigned pin = 0; pin < VMM_IOAPIC_PINS; pin++) {
 		uint64_t addr;
@@ -74,7 +78,7 @@ static void update_routes_locked(struct ioapic *io)
 		/* The route holds the interrupt as it reaches the LAPICs. */
 		if (viommu_ir_translate(io->vm->iommu, ioapic_rid(), addr, data, &irq, NULL))
 			continue;
-		struct kvm_irq_routing_entry *e = &rt.e[n++];
+		struct kvm_irq_routing_entry *e = &ents[n++];
 		e->gsi = pin;
 		e->type = KVM_IRQ_ROUTING_MSI;
 		e->u.msi.address_lo = (uint32_t)irq.msi_addr;
