@@ -52,6 +52,26 @@ static size_t copy_chunk(viommu *v, uint64_t oaddr, uint8_t *buf, size_t len, in
 	return done;
 }
 
+/* Copy a run; on a short copy report DMA_TARGET at the first byte missed,
+ * set *run_len to what was copied and return -EFAULT. */
+static int dma_flush(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, uint32_t access, int is_write,
+		     uint64_t run_oaddr, size_t run_pos, size_t *run_len, struct viommu_fault_record *fault)
+{
+	size_t copied = copy_chunk(dev->v, run_oaddr, buf + run_pos, *run_len, is_write);
+	if (copied == *run_len)
+		return 0;
+	struct viommu_fault_record rec;
+	memset(&rec, 0, sizeof(rec));
+	rec.rid = dev->rid;
+	rec.pasid = pasid;
+	rec.addr = iova + run_pos + copied; /* the first byte with no memory */
+	rec.access = access;
+	rec.reason = VIOMMU_FAULT_DMA_TARGET;
+	dma_fault(dev, &rec, fault);
+	*run_len = copied;
+	return -EFAULT;
+}
+
 static int dma_rw(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, size_t len, uint32_t attrs,
 		  int is_write, size_t *done, struct viommu_fault_record *fault)
 {
@@ -69,33 +89,47 @@ static int dma_rw(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, 
 	if (!is_write && (attrs & VIOMMU_DMA_EXEC))
 		access |= VIOMMU_ACCESS_EXEC;
 
+	/*
+	 * Pages whose outputs follow each other are copied as one run: a
+	 * device's burst over a contiguous buffer is one copy, not one per
+	 * page. A run is copied before anything after it can fault, so the
+	 * bytes done are always the ones before the first fault.
+	 */
+	uint64_t run_oaddr = 0;
+	size_t run_pos = 0, run_len = 0;
 	while (pos < len) {
 		struct viommu_translation t;
 		uint64_t cur = iova + pos;
 		ret = core_translate(dev, pasid, cur, access, &t);
 		if (ret) {
+			if (run_len && dma_flush(dev, pasid, iova, buf, access, is_write, run_oaddr, run_pos, &run_len,
+						 fault)) {
+				pos = run_pos + run_len;
+				break;
+			}
 			dma_fault(dev, &t.fault, fault);
 			break;
 		}
 		size_t chunk = len - pos;
 		if (t.len < chunk)
 			chunk = (size_t)t.len;
-		size_t copied = copy_chunk(dev->v, t.oaddr, buf + pos, chunk, is_write);
-		if (copied < chunk) {
-			struct viommu_fault_record rec;
-			pos += copied;
-			memset(&rec, 0, sizeof(rec));
-			rec.rid = dev->rid;
-			rec.pasid = pasid;
-			rec.addr = iova + pos; /* the first byte with no memory */
-			rec.access = access;
-			rec.reason = VIOMMU_FAULT_DMA_TARGET;
-			dma_fault(dev, &rec, fault);
-			ret = -EFAULT;
-			break;
+		if (run_len && t.oaddr == run_oaddr + run_len) {
+			run_len += chunk;
+		} else {
+			if (run_len && (ret = dma_flush(dev, pasid, iova, buf, access, is_write, run_oaddr, run_pos,
+							&run_len, fault))) {
+				pos = run_pos + run_len;
+				break;
+			}
+			run_oaddr = t.oaddr;
+			run_pos = pos;
+			run_len = chunk;
 		}
 		pos += chunk;
 	}
+	if (!ret && run_len &&
+	    (ret = dma_flush(dev, pasid, iova, buf, access, is_write, run_oaddr, run_pos, &run_len, fault)))
+		pos = run_pos + run_len;
 	if (done)
 		*done = pos;
 	return ret;
