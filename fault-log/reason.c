@@ -19,6 +19,12 @@ static const char *const reason_names[VIOMMU_FAULT_REASON_COUNT] = {
 	[VIOMMU_FAULT_IR_NOT_PRESENT] = "ir-not-present",
 	[VIOMMU_FAULT_IR_COMPAT_BLOCKED] = "ir-compat-blocked",
 	[VIOMMU_FAULT_IR_SOURCE_ID] = "ir-source-id",
+	[VIOMMU_FAULT_ROOT_NOT_PRESENT] = "root-not-present",
+	[VIOMMU_FAULT_ROOT_INVALID] = "root-invalid",
+	[VIOMMU_FAULT_ROOT_TABLE] = "root-table",
+	[VIOMMU_FAULT_CTX_NOT_PRESENT] = "context-not-present",
+	[VIOMMU_FAULT_CTX_INVALID] = "context-invalid",
+	[VIOMMU_FAULT_CTX_TABLE] = "context-table",
 };
 
 const char *viommu_fault_reason_name(enum viommu_fault_reason reason)

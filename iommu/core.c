@@ -247,6 +247,21 @@ int viommu_set_fault_queue(viommu *v, viommu_fault_queue *q)
 	return 0;
 }
 
+int viommu_set_resolver(viommu *v, viommu_resolve_fn fn, void *ctx)
+{
+	if (!v)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&v->topo);
+	if (fn && v->resolve && (v->resolve != fn || v->resolve_ctx != ctx)) {
+		pthread_rwlock_unlock(&v->topo);
+		return -EBUSY;
+	}
+	__atomic_store_n(&v->resolve_ctx, fn ? ctx : NULL, __ATOMIC_RELEASE);
+	__atomic_store_n(&v->resolve, fn, __ATOMIC_RELEASE);
+	pthread_rwlock_unlock(&v->topo);
+	return 0;
+}
+
 int core_guest_read64(viommu *v, const struct inject_req *who, uint64_t addr, uint64_t *val)
 {
 	if (mem_read64(v->mem, addr, val))

@@ -225,6 +225,8 @@ struct viommu {
 	uint64_t **excl_top[1u << EXCL_TOP_BITS]; /* -> mid -> leaf bitmap */
 	uint64_t excl_pages;       /* atomic: pages protected now */
 
+	viommu_resolve_fn resolve; /* under topo; read with the lock or atomically */
+	void *resolve_ctx;
 	struct inj_state *inj;
 	uint32_t inj_hot;          /* atomic: rules or delayed invalidations exist */
 	viommu_fault_queue *fq;    /* under fq_lock */

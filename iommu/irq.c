@@ -351,6 +351,36 @@ int viommu_ir_translate(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uin
 	return ret;
 }
 
+int viommu_ir_lookup(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uint32_t msi_data, struct viommu_irq *out,
+		     struct viommu_fault_record *fault)
+{
+	struct viommu_fault_record f;
+	int record;
+
+	if (!v || !out)
+		return -EINVAL;
+	if (((uint32_t)msi_addr & MSI_ADDR_BASE_MASK) != MSI_ADDR_BASE || (msi_addr >> 32))
+		return -EINVAL;
+	pthread_rwlock_rdlock(&v->ir_lock);
+	int ret = ir_translate_locked(v, v->ir, rid, msi_addr, msi_data, out, &f, &record);
+	pthread_rwlock_unlock(&v->ir_lock);
+	if (ret && fault)
+		*fault = f;
+	return ret;
+}
+
+int viommu_msi_send(viommu *v, struct viommu_rid rid, uint64_t addr, uint32_t data)
+{
+	if (!v)
+		return -EINVAL;
+	if (!v->msi)
+		return -ENODEV;
+	struct inject_req who = { .has_rid = 1, .rid = rid, .has_range = 1, .first = addr, .last = addr };
+	if (inject_eval(v, VIOMMU_INJECT_LOSE_IRQ, &who, NULL))
+		return -ECANCELED;
+	return v->msi(v->msi_ctx, addr, data, rid);
+}
+
 int viommu_ir_deliver(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uint32_t msi_data)
 {
 	struct viommu_irq irq;

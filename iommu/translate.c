@@ -335,6 +335,33 @@ static __attribute__((noinline)) int translate_excl(viommu_dev *dev, uint32_t pa
 	return 0;
 }
 
+/* No attachment: ask the front-end's resolver, if there is one. 0 when it
+ * attached something, else -EFAULT with the fault set. */
+static __attribute__((noinline)) int translate_resolve(viommu_dev *dev, uint32_t pasid, uint64_t iova,
+						       uint32_t access, struct viommu_translation *out)
+{
+	viommu *v = dev->v;
+	viommu_resolve_fn fn = __atomic_load_n(&v->resolve, __ATOMIC_ACQUIRE);
+	void *ctx = __atomic_load_n(&v->resolve_ctx, __ATOMIC_ACQUIRE);
+	if (!fn) {
+		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
+		return -EFAULT;
+	}
+	struct viommu_fault_record f;
+	memset(&f, 0, sizeof(f));
+	int r = fn(ctx, dev, pasid, &f);
+	if (!r)
+		return 0;
+	enum viommu_fault_reason why = VIOMMU_FAULT_BLOCKED;
+	if (r == -EFAULT && f.reason != VIOMMU_FAULT_NONE && (unsigned)f.reason < VIOMMU_FAULT_REASON_COUNT)
+		why = f.reason;
+	fault_set(out, dev, pasid, iova, access, why, 0, NULL);
+	out->fault.level = f.level;
+	out->fault.entry_addr = f.entry_addr;
+	out->fault.entry = f.entry;
+	return -EFAULT;
+}
+
 /* The slow path: walk the tables under the topology read lock. */
 static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct attach *a, uint32_t pasid,
 						    uint32_t pasidx, uint64_t iova, uint32_t access,
@@ -414,9 +441,18 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 	}
 	uint64_t word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
 	if (!(word & ATT_VALID)) {
-		stat_inc(&sh->translations);
-		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
-		return -EFAULT;
+		ret = translate_resolve(dev, pasid, iova, access, out);
+		if (ret) {
+			stat_inc(&sh->translations);
+			return ret;
+		}
+		a = pasid == VIOMMU_NO_PASID ? &dev->nopasid : dev_attach_slot(dev, pasid);
+		word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
+		if (!(word & ATT_VALID)) {
+			stat_inc(&sh->translations);
+			fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
+			return -EFAULT;
+		}
 	}
 	uint32_t pasidx = (uint32_t)((word >> ATT_TAG_SHIFT) & ATT_TAG_MASK);
 	uint32_t domid = (uint32_t)word;

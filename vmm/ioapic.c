@@ -76,7 +76,7 @@ static void update_routes_locked(struct ioapic *io)
 		if (viommu_ir_ioapic_msi(io->vm->iommu, io->rte[pin], &addr, &data))
 			continue;
 		/* The route holds the interrupt as it reaches the LAPICs. */
-		if (viommu_ir_translate(io->vm->iommu, ioapic_rid(), addr, data, &irq, NULL))
+		if (viommu_ir_lookup(io->vm->iommu, ioapic_rid(), addr, data, &irq, NULL))
 			continue;
 		struct kvm_irq_routing_entry *e = &ents[n++];
 		e->gsi = pin;

@@ -63,6 +63,24 @@ enum viommu_fault_reason {
 	VIOMMU_FAULT_IR_COMPAT_BLOCKED = 15,
 	/** Interrupt remapping: the requester fails the entry's source-ID check. */
 	VIOMMU_FAULT_IR_SOURCE_ID = 16,
+	/*
+	 * The structures that say which domain a requester is in (VT-d root
+	 * and context entries; AMD-Vi's device table entry counts as a
+	 * context entry). A front-end's resolver reports these.
+	 */
+	/** The root entry for the requester's bus is not present. */
+	VIOMMU_FAULT_ROOT_NOT_PRESENT = 17,
+	/** The root entry has reserved bits set. */
+	VIOMMU_FAULT_ROOT_INVALID = 18,
+	/** The root table lies outside memory. */
+	VIOMMU_FAULT_ROOT_TABLE = 19,
+	/** The requester's context entry is not present. */
+	VIOMMU_FAULT_CTX_NOT_PRESENT = 20,
+	/** The context entry has reserved bits set or an invalid field
+	 *  (address width, translation type). */
+	VIOMMU_FAULT_CTX_INVALID = 21,
+	/** The context table lies outside memory. */
+	VIOMMU_FAULT_CTX_TABLE = 22,
 
 	VIOMMU_FAULT_REASON_COUNT /**< number of reasons; not a reason */
 };

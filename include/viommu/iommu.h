@@ -325,6 +325,32 @@ VIOMMU_API void viommu_notifier_remove(viommu_notifier *n);
 VIOMMU_API int viommu_notifier_replay(viommu_notifier *n);
 
 /* ------------------------------------------------------------------------ */
+/* Front-ends                                                               */
+
+/*
+ * A resolver attaches requesters on demand: a translation for a (device,
+ * PASID) that has no attachment calls it (with no lock of the library held)
+ * before faulting. It reads the guest's structures (context entries, say),
+ * calls viommu_dev_attach and returns 0, and the translation is tried again
+ * once; or it returns -EFAULT with fault->reason (and level, entry_addr,
+ * entry) set to why the requester has no domain; or -ENOENT to leave it
+ * blocked (VIOMMU_FAULT_BLOCKED). It may be called from many threads at once.
+ */
+typedef int (*viommu_resolve_fn)(void *ctx, viommu_dev *dev, uint32_t pasid, struct viommu_fault_record *fault);
+
+/** Install (or with fn NULL remove) the resolver. Errors: -EBUSY (another
+ *  one is installed), -EINVAL. */
+VIOMMU_API int viommu_set_resolver(viommu *v, viommu_resolve_fn fn, void *ctx);
+
+/**
+ * Send an MSI that is not subject to remapping (an IOMMU's own fault event or
+ * completion interrupt) through the instance's MSI callback. A LOSE_IRQ
+ * injection rule may lose it (-ECANCELED). Errors: -ENODEV (no MSI callback),
+ * -EINVAL, or the callback's.
+ */
+VIOMMU_API int viommu_msi_send(viommu *v, struct viommu_rid rid, uint64_t addr, uint32_t data);
+
+/* ------------------------------------------------------------------------ */
 /* Counters                                                                 */
 
 struct viommu_stats {

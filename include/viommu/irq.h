@@ -86,6 +86,14 @@ VIOMMU_API int viommu_ir_translate(viommu *v, struct viommu_rid rid, uint64_t ms
 				   struct viommu_irq *out, struct viommu_fault_record *fault);
 
 /**
+ * As viommu_ir_translate, but a failure is not recorded as a fault: for a
+ * VMM that mirrors what an interrupt would become (KVM's routing table)
+ * before it is sent. Returns 0 or -EFAULT (with @fault filled if given).
+ */
+VIOMMU_API int viommu_ir_lookup(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uint32_t msi_data,
+				struct viommu_irq *out, struct viommu_fault_record *fault);
+
+/**
  * Remap and deliver through the instance's MSI callback. Returns 0 when
  * delivered (or lost on purpose by a LOSE_IRQ injection rule: then -ECANCELED),
  * -EFAULT when remapping faulted, the callback's error, or -ENODEV when the
