@@ -257,7 +257,7 @@ int edu_create(struct viommu_rid rid, viommu_dev *dma, const struct pcidev_host 
 		.subsys_vendor = 0x1af4, /* QEMU's defaults */
 		.subsys = 0x1100,
 		.revision = 0x10,
-		.class_code = 0xff0000, /* "other" */
+		.class_code = 0x00ff00, /* "other" */
 		.intx_pin = 1,
 	};
 	int r;

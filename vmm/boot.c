@@ -286,6 +286,13 @@ int boot_load_linux(struct vmm *vm, struct vcpu *bsp)
 	if (vm->ram_size > vm->low_ram)
 		e820_add(bp, VMM_HIGH_RAM_BASE, vm->ram_size - vm->low_ram, E820_RAM);
 
+	/* The reset vector (F000:FFF0): with no EFI, Linux's emergency restart
+	 * on a hardware-reduced ACPI machine ends with a real-mode jump here;
+	 * the code there pulses the 8042 reset line (mov al,0xfe; out 0x64,al;
+	 * hlt; jmp $-1), which ends the VM with "guest reset". */
+	static const uint8_t reset_stub[] = { 0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd };
+	memcpy(vmm_gpa(vm, 0xffff0, sizeof(reset_stub)), reset_stub, sizeof(reset_stub));
+
 	/* ACPI tables. */
 	struct acpi_info ai = { .nr_cpus = vm->nr_cpus, .ecam_base = VMM_ECAM_BASE, .ecam_buses = VMM_ECAM_BUSES };
 	uint64_t rsdp = acpi_build(&ai, vmm_gpa(vm, VMM_ACPI_BASE, VMM_ACPI_SIZE), VMM_ACPI_BASE, VMM_ACPI_SIZE);
