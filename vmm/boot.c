@@ -295,6 +295,19 @@ int boot_load_linux(struct vmm *vm, struct vcpu *bsp)
 
 	/* ACPI tables. */
 	struct acpi_info ai = { .nr_cpus = vm->nr_cpus, .ecam_base = VMM_ECAM_BASE, .ecam_buses = VMM_ECAM_BUSES };
+	static uint8_t dmar[256];
+	if (vm->vtd) {
+		struct viommu_vtd_ioapic io = { .id = 0, .rid = { .segment = 0, .bus = 0, .devfn = VMM_IOAPIC_DEVFN } };
+		int n = viommu_vtd_dmar(vm->vtd, VMM_VTD_BASE, &io, 1, dmar, sizeof(dmar));
+		if (n < 0) {
+			vmm_log(vm, "DMAR table: %s", strerror(-n));
+			r = n;
+			goto out;
+		}
+		ai.extra[0] = dmar;
+		ai.extra_len[0] = (size_t)n;
+		ai.nr_extra = 1;
+	}
 	uint64_t rsdp = acpi_build(&ai, vmm_gpa(vm, VMM_ACPI_BASE, VMM_ACPI_SIZE), VMM_ACPI_BASE, VMM_ACPI_SIZE);
 	if (!rsdp) {
 		vmm_log(vm, "ACPI tables do not fit");

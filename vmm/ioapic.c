@@ -34,8 +34,6 @@
 #define RTE_MASK      (1ull << 16)
 #define RTE_RO_BITS   (RTE_DELIVS | RTE_REMOTE_IRR)
 
-/* The IOAPIC's requester ID (bus 0, device 31, function 0). */
-#define IOAPIC_RID_DEVFN 0xf8
 
 struct ioapic {
 	struct vmm *vm;
@@ -50,7 +48,7 @@ struct ioapic {
 
 static struct viommu_rid ioapic_rid(void)
 {
-	struct viommu_rid rid = { .segment = 0, .bus = 0, .devfn = IOAPIC_RID_DEVFN };
+	struct viommu_rid rid = { .segment = 0, .bus = 0, .devfn = VMM_IOAPIC_DEVFN };
 	return rid;
 }
 

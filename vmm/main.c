@@ -3,7 +3,7 @@
  * viommu-vmm: command line.
  *
  *   viommu-vmm --kernel FILE [--initrd FILE] [--append STR] [--memory MiB]
- *              [--cpus N] [--disk FILE[,ro]] [--iommu none] [--serial stdio|FILE]
+ *              [--cpus N] [--disk FILE[,ro]] [--iommu none|vtd[,OPTS]] [--serial stdio|FILE]
  *
  * Exit status: 0 when the guest powers off, 1 on a VMM error, 2 when the guest
  * resets (a kernel panic with panic=-1 ends this way), 3 when stopped by a
@@ -29,8 +29,11 @@ static void usage(FILE *f)
 		"  --memory MiB         guest RAM (default 512; at least 64)\n"
 		"  --cpus N             vCPUs (default 1, at most %u)\n"
 		"  --disk FILE[,ro]     a raw disk image as virtio-blk (read-only with ,ro)\n"
-		"  --iommu none         the IOMMU the guest sees (none: devices DMA through an\n"
-		"                       identity domain, still checked against guest memory)\n"
+		"  --iommu none         no IOMMU for the guest (devices DMA through an identity\n"
+		"                       domain, still checked against guest memory)\n"
+		"  --iommu vtd[,x2apic=on|off][,fault-records=N][,aw-bits=39|48|57][,caching-mode=on|off]\n"
+		"                       an Intel VT-d IOMMU for the guest (DMA remapping, queued\n"
+		"                       invalidation, interrupt remapping in x2APIC or xAPIC mode)\n"
 		"  --serial stdio|FILE  where COM1 goes (default stdio)\n"
 		"  --edu                add a DMA test device with QEMU edu's registers\n"
 		"  --stats              print the IOMMU's counters (key=value) on exit\n"
@@ -48,6 +51,57 @@ static int parse_u64(const char *s, uint64_t *out)
 	if (errno || end == s || *end)
 		return -1;
 	*out = v;
+	return 0;
+}
+
+/* --iommu none | vtd[,x2apic=on|off][,fault-records=N][,aw-bits=39|48|57][,caching-mode=on|off] */
+static int parse_iommu(struct vmm_opts *o, const char *arg)
+{
+	o->iommu = arg;
+	if (!strcmp(arg, "none")) {
+		o->vtd = 0;
+		return 0;
+	}
+	if (strncmp(arg, "vtd", 3) || (arg[3] && arg[3] != ',')) {
+		fprintf(stderr, "viommu-vmm: --iommu takes 'none' or 'vtd[,options]', not '%s'\n", arg);
+		return -1;
+	}
+	o->vtd = 1;
+	o->vtd_flags = VIOMMU_VTD_F_X2APIC;
+	o->vtd_aw = 48;
+	o->vtd_fault_records = 8;
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", arg[3] ? arg + 4 : "");
+	for (char *save = NULL, *opt = strtok_r(buf, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(opt, '=');
+		if (!eq) {
+			fprintf(stderr, "viommu-vmm: --iommu vtd: option '%s' needs a value\n", opt);
+			return -1;
+		}
+		*eq = 0;
+		const char *val = eq + 1;
+		int on = !strcmp(val, "on"), off = !strcmp(val, "off");
+		uint64_t n;
+		if (!strcmp(opt, "x2apic") && (on || off)) {
+			o->vtd_flags = on ? (o->vtd_flags | VIOMMU_VTD_F_X2APIC) : (o->vtd_flags & ~VIOMMU_VTD_F_X2APIC);
+		} else if (!strcmp(opt, "caching-mode") && (on || off)) {
+			o->vtd_flags = on ? (o->vtd_flags | VIOMMU_VTD_F_CACHING_MODE)
+					  : (o->vtd_flags & ~VIOMMU_VTD_F_CACHING_MODE);
+		} else if (!strcmp(opt, "scalable") && (on || off)) {
+			if (on) {
+				fprintf(stderr, "viommu-vmm: --iommu vtd,scalable=on: scalable mode is not implemented yet\n");
+				return -1;
+			}
+		} else if (!strcmp(opt, "fault-records") && !parse_u64(val, &n) && n >= 1 && n <= 128) {
+			o->vtd_fault_records = (uint32_t)n;
+		} else if (!strcmp(opt, "aw-bits") && !parse_u64(val, &n) && (n == 39 || n == 48 || n == 57)) {
+			o->vtd_aw = (uint32_t)n;
+		} else {
+			fprintf(stderr, "viommu-vmm: --iommu vtd: bad option '%s=%s' (x2apic=on|off, caching-mode=on|off, "
+				"fault-records=1..128, aw-bits=39|48|57)\n", opt, val);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -111,12 +165,8 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'I':
-			if (strcmp(optarg, "none")) {
-				fprintf(stderr, "viommu-vmm: --iommu takes 'none' (the VT-d front-end comes next), not '%s'\n",
-					optarg);
+			if (parse_iommu(o, optarg))
 				return 1;
-			}
-			o->iommu = optarg;
 			break;
 		case 's':
 			o->serial = optarg;

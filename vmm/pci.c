@@ -29,6 +29,7 @@ struct pci_slot {
 	struct pcidev *dev;
 	struct pci_bus *bus;
 	viommu_dev *dma;
+	int vtd_owned;      /* dma belongs to the VT-d unit */
 	/* BAR ranges registered with the VM now (0 = none). */
 	uint64_t mapped[PCIDEV_NR_BARS];
 	int mapped_io[PCIDEV_NR_BARS];
@@ -229,6 +230,13 @@ int pci_next_devfn(struct pci_bus *bus, struct viommu_rid *rid)
 		rid->segment = 0;
 		rid->bus = 0;
 		rid->devfn = (uint8_t)(s << 3);
+		if (bus->vm->vtd) {
+			/* The VT-d unit owns its requesters and attaches them
+			 * as the guest's context entries say. */
+			bus->slots[s].dma = viommu_vtd_device(bus->vm->vtd, *rid);
+			bus->slots[s].vtd_owned = 1;
+			return bus->slots[s].dma ? 0 : -ENOMEM;
+		}
 		/* The requester exists before the device, so the model can
 		 * be built with its viommu_dev. */
 		int r = viommu_dev_create(bus->vm->iommu, *rid, &bus->slots[s].dma);
@@ -365,7 +373,7 @@ void pci_destroy(struct pci_bus *bus)
 	for (unsigned s = 1; s < 32; s++) {
 		if (bus->slots[s].dev)
 			pcidev_destroy(bus->slots[s].dev);
-		if (bus->slots[s].dma)
+		if (bus->slots[s].dma && !bus->slots[s].vtd_owned)
 			viommu_dev_destroy(bus->slots[s].dma);
 	}
 	pcidev_fini(&bus->host_bridge);

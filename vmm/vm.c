@@ -389,6 +389,18 @@ static void iommu_fault(void *ctx, const struct viommu_fault_record *rec)
 	fprintf(stderr, "viommu-vmm: fault %s", line);
 }
 
+static uint64_t vtd_read(void *ctx, uint64_t off, unsigned len)
+{
+	struct vmm *vm = ctx;
+	return viommu_vtd_mmio_read(vm->vtd, off, len);
+}
+
+static void vtd_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
+{
+	struct vmm *vm = ctx;
+	viommu_vtd_mmio_write(vm->vtd, off, val, len);
+}
+
 static int iommu_setup(struct vmm *vm)
 {
 	struct viommu_mem_region regs[2];
@@ -412,7 +424,23 @@ static int iommu_setup(struct vmm *vm)
 	/* No IOMMU for the guest: every device DMAs through an identity
 	 * domain, so each access is still checked against guest memory. */
 	struct viommu_domain_config dc = { .size = sizeof(dc), .type = VIOMMU_DOMAIN_IDENTITY };
-	return viommu_domain_create(vm->iommu, &dc, &vm->identity);
+	r = viommu_domain_create(vm->iommu, &dc, &vm->identity);
+	if (r || !vm->opts.vtd)
+		return r;
+	/* A VT-d unit: devices DMA as the guest's context entries say. */
+	struct viommu_vtd_config vc = {
+		.size = sizeof(vc),
+		.flags = vm->opts.vtd_flags,
+		.aw_bits = vm->opts.vtd_aw,
+		.fault_records = vm->opts.vtd_fault_records,
+	};
+	r = viommu_vtd_create(vm->iommu, &vc, &vm->vtd);
+	if (r)
+		return r;
+	struct io_range vtd_regs = {
+		.base = VMM_VTD_BASE, .size = VIOMMU_VTD_MMIO_SIZE, .ctx = vm, .read = vtd_read, .write = vtd_write,
+	};
+	return vmm_add_mmio(vm, &vtd_regs);
 }
 
 static volatile sig_atomic_t got_signal;
@@ -631,6 +659,7 @@ int vmm_run(struct vmm *vm)
 void vmm_teardown(struct vmm *vm)
 {
 	pci_destroy(vm->pci);
+	viommu_vtd_destroy(vm->vtd);
 	ioapic_destroy(vm->ioapic);
 	serial_destroy(vm->serial);
 	if (vm->identity)

@@ -13,6 +13,7 @@
 #include <viommu/dma.h>
 #include <viommu/iommu.h>
 #include <viommu/irq.h>
+#include <viommu/vtd.h>
 
 #include "pcidev.h"
 
@@ -35,6 +36,7 @@
 #define VMM_ECAM_BUSES     1u
 #define VMM_ECAM_SIZE      (VMM_ECAM_BUSES * 0x100000ull)
 #define VMM_IOAPIC_BASE    0xfec00000ull
+#define VMM_VTD_BASE       0xfed90000ull /* the VT-d register page (DMAR's DRHD) */
 #define VMM_LAPIC_BASE     0xfee00000ull
 #define VMM_HIGH_RAM_BASE  0x100000000ull
 #define VMM_PCI_MMIO64_BASE 0x8000000000ull /* 64-bit BARs, 512 GiB up */
@@ -93,7 +95,11 @@ struct vmm_opts {
 	const char *disk;
 	int disk_ro;
 	const char *serial; /* "stdio" or a file */
-	const char *iommu;  /* "none" */
+	const char *iommu;  /* "none" or "vtd..." as given */
+	int vtd;            /* --iommu vtd */
+	uint32_t vtd_flags; /* VIOMMU_VTD_F_* */
+	uint32_t vtd_aw;
+	uint32_t vtd_fault_records;
 	int edu;            /* add an edu DMA test device */
 	int stats;          /* print the IOMMU's counters at exit */
 };
@@ -119,6 +125,7 @@ struct vmm {
 
 	viommu *iommu;
 	viommu_domain *identity;
+	viommu_vtd *vtd;
 
 	pthread_mutex_t exit_lock;
 	int exit_code; /* enum vmm_exit, VMM_EXIT_RUNNING while running */
@@ -141,6 +148,9 @@ int vmm_signal_msi(struct vmm *vm, uint64_t addr, uint32_t data);
 int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data);
 void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);
 void vmm_log(struct vmm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The IOAPIC's requester ID (bus 0, device 31, function 0). */
+#define VMM_IOAPIC_DEVFN 0xf8
 
 /* boot.c */
 int boot_load_linux(struct vmm *vm, struct vcpu *bsp);

@@ -8,6 +8,7 @@ fail() { echo "demo: FAIL: $*"; exit 1; }
 
 say "kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs online ($(cat /sys/devices/system/cpu/online))"
 say "memory: $(grep MemTotal /proc/meminfo | tr -s ' ')"
+dmesg | grep -E "DMAR: IOMMU enabled|Using Queued invalidation|Enabled IRQ remapping" | sed 's/^\[[^]]*\] /demo: dmesg: /'
 for d in /sys/bus/pci/devices/*; do
 	say "pci $(basename "$d") $(cat "$d/vendor"):$(cat "$d/device") class $(cat "$d/class")" \
 		"driver $(basename "$(readlink "$d/driver" 2>/dev/null || echo none)")"
@@ -29,5 +30,5 @@ echo 3 > /proc/sys/vm/drop_caches
 dd if=/dev/vda of=/tmp/back bs=4096 skip=256 count=16 2>/dev/null || fail "re-read"
 cmp -s /tmp/pattern /tmp/back || fail "what was read back differs from what was written"
 say "wrote 64 KiB at 1 MiB and read it back: identical"
-grep -E "virtio|ttyS" /proc/interrupts | sed 's/^/demo: irq /' | tr -s ' '
+grep -E "virtio|ttyS|DMAR" /proc/interrupts | sed 's/^/demo: irq /' | tr -s ' '
 exit 0

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Guest side of guest_vtd_*: Linux's own intel_iommu driver runs on viommu's
+# VT-d. Checks what the driver says and what /proc shows, then (the host
+# appends smoke.sh after this) the virtio-blk data checks through the IOMMU.
+#   vm.ir_mode=x2apic|xapic   the interrupt remapping mode expected
+vfail() {
+	echo "vtd: FAIL: $*"
+	dmesg | grep -iE "DMAR|iommu|remap" | tail -40
+	exit 1
+}
+want() { # regex description
+	dmesg | grep -Eq "$1" || vfail "dmesg has no '$1' ($2)"
+	echo "vtd: dmesg: $(dmesg | grep -E "$1" | head -1 | sed 's/^\[[^]]*\] //')"
+}
+want "DMAR: IOMMU enabled" "the driver took the unit"
+want "dmar[0-9]+: Using Queued invalidation" "queued invalidation in use"
+want "DMAR-IR: Enabled IRQ remapping in ${VM_IR_MODE:?vm.ir_mode missing} mode" "interrupt remapping"
+dmesg | grep -Ei "DMAR.*(fault|error)|DMAR-IR:.*(fail|error)" && vfail "the driver logged faults or errors during boot"
+i=0
+while [ ! -b /dev/vda ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+grep -E "virtio" /proc/interrupts | sed 's/^/vtd: irq /' | tr -s ' '
+grep -E "IR-PCI-MSI.*virtio" /proc/interrupts >/dev/null || vfail "no IR-PCI-MSI interrupt for the virtio device"
+echo "vtd: the virtio device's interrupts are remapped (IR-PCI-MSI)"
