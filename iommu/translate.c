@@ -440,6 +440,14 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 		a = dev_attach_slot(dev, pasid);
 	}
 	uint64_t word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
+	if (!(word & ATT_VALID) && a) {
+		/* An attach replacing this one makes the word 0 for a moment,
+		 * under the topology write lock: look again under the read
+		 * lock before calling it blocked. */
+		pthread_rwlock_rdlock(&v->topo);
+		word = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE);
+		pthread_rwlock_unlock(&v->topo);
+	}
 	if (!(word & ATT_VALID)) {
 		ret = translate_resolve(dev, pasid, iova, access, out);
 		if (ret) {
@@ -447,7 +455,13 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 			return ret;
 		}
 		a = pasid == VIOMMU_NO_PASID ? &dev->nopasid : dev_attach_slot(dev, pasid);
-		word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
+		if (a) {
+			pthread_rwlock_rdlock(&v->topo);
+			word = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE);
+			pthread_rwlock_unlock(&v->topo);
+		} else {
+			word = 0;
+		}
 		if (!(word & ATT_VALID)) {
 			stat_inc(&sh->translations);
 			fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
