@@ -329,8 +329,10 @@ static int ir_translate_locked(viommu *v, struct ir_state *s, struct viommu_rid 
 	return 0;
 }
 
-int viommu_ir_translate(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uint32_t msi_data,
-			struct viommu_irq *out, struct viommu_fault_record *fault)
+/* Remap one MSI; a fault is recorded when `record_faults` (and the entry
+ * allows it). */
+static int ir_remap(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uint32_t msi_data, struct viommu_irq *out,
+		    struct viommu_fault_record *fault, int record_faults)
 {
 	struct viommu_fault_record f;
 	int record;
@@ -343,7 +345,7 @@ int viommu_ir_translate(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uin
 	int ret = ir_translate_locked(v, v->ir, rid, msi_addr, msi_data, out, &f, &record);
 	pthread_rwlock_unlock(&v->ir_lock);
 	if (ret) {
-		if (record)
+		if (record && record_faults)
 			core_report_fault(v, &f);
 		if (fault)
 			*fault = f;
@@ -351,22 +353,16 @@ int viommu_ir_translate(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uin
 	return ret;
 }
 
+int viommu_ir_translate(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uint32_t msi_data,
+			struct viommu_irq *out, struct viommu_fault_record *fault)
+{
+	return ir_remap(v, rid, msi_addr, msi_data, out, fault, 1);
+}
+
 int viommu_ir_lookup(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uint32_t msi_data, struct viommu_irq *out,
 		     struct viommu_fault_record *fault)
 {
-	struct viommu_fault_record f;
-	int record;
-
-	if (!v || !out)
-		return -EINVAL;
-	if (((uint32_t)msi_addr & MSI_ADDR_BASE_MASK) != MSI_ADDR_BASE || (msi_addr >> 32))
-		return -EINVAL;
-	pthread_rwlock_rdlock(&v->ir_lock);
-	int ret = ir_translate_locked(v, v->ir, rid, msi_addr, msi_data, out, &f, &record);
-	pthread_rwlock_unlock(&v->ir_lock);
-	if (ret && fault)
-		*fault = f;
-	return ret;
+	return ir_remap(v, rid, msi_addr, msi_data, out, fault, 0);
 }
 
 int viommu_msi_send(viommu *v, struct viommu_rid rid, uint64_t addr, uint32_t data)
