@@ -369,16 +369,14 @@ static int res_fault(struct viommu_fault_record *f, enum viommu_fault_reason why
 	return -EFAULT;
 }
 
+/* Guest structures (root and context entries, descriptors) are read
+ * through the core's hook, so CORRUPT_READ injection rules reach them. */
 static int read128(struct viommu_vtd *t, uint64_t addr, uint64_t *lo, uint64_t *hi)
 {
-	uint8_t b[16];
-	if (viommu_mem_read(viommu_get_mem(t->v), addr, b, sizeof(b)))
+	struct inject_req who;
+	memset(&who, 0, sizeof(who));
+	if (core_guest_read64(t->v, &who, addr, lo) || core_guest_read64(t->v, &who, addr + 8, hi))
 		return -EFAULT;
-	uint64_t q[2] = { 0, 0 };
-	for (unsigned i = 0; i < 16; i++)
-		q[i / 8] |= (uint64_t)b[i] << (8 * (i % 8));
-	*lo = q[0];
-	*hi = q[1];
 	return 0;
 }
 
