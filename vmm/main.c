@@ -4,6 +4,7 @@
  *
  *   viommu-vmm --kernel FILE [--initrd FILE] [--append STR] [--memory MiB]
  *              [--cpus N] [--disk FILE[,ro]] [--iommu none|vtd[,OPTS]] [--serial stdio|FILE]
+ *              [--control PATH]
  *
  * Exit status: 0 when the guest powers off, 1 on a VMM error, 2 when the guest
  * resets (a kernel panic with panic=-1 ends this way), 3 when stopped by a
@@ -37,6 +38,8 @@ static void usage(FILE *f)
 		"  --serial stdio|FILE  where COM1 goes (default stdio)\n"
 		"  --edu                add a DMA test device with QEMU edu's registers\n"
 		"  --stats              print the IOMMU's counters (key=value) on exit\n"
+		"  --control PATH       a control socket (JSON lines; see viommu-ctl): counters,\n"
+		"                       the fault stream, fault-injection rules at run time\n"
 		"  --help               this text\n"
 		"\n"
 		"Exit status: 0 guest powered off, 1 VMM error, 2 guest reset or panic, 3 signal.\n",
@@ -114,6 +117,7 @@ int main(int argc, char **argv)
 		{ "iommu", required_argument, NULL, 'I' },  { "serial", required_argument, NULL, 's' },
 		{ "edu", no_argument, NULL, 'e' },           { "help", no_argument, NULL, 'h' },
 		{ "stats", no_argument, NULL, 'S' },
+		{ "control", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct vmm vm;
@@ -176,6 +180,13 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			o->stats = 1;
+			break;
+		case 'C': /* --control PATH (control.c) */
+			if (!*optarg) {
+				fprintf(stderr, "viommu-vmm: --control needs a socket path\n");
+				return 1;
+			}
+			o->control = optarg;
 			break;
 		case 'h':
 			usage(stdout);

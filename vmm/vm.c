@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "vmm.h"
+#include "control.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -383,10 +384,12 @@ static int iommu_msi(void *ctx, uint64_t addr, uint32_t data, struct viommu_rid 
 
 static void iommu_fault(void *ctx, const struct viommu_fault_record *rec)
 {
-	(void)ctx;
+	struct vmm *vm = ctx;
 	char line[512];
 	viommu_fault_record_json(rec, line, sizeof(line));
 	fprintf(stderr, "viommu-vmm: fault %s", line);
+	/* --control: the record also goes to fault-stream clients. */
+	control_fault(__atomic_load_n(&vm->control, __ATOMIC_ACQUIRE), rec);
 }
 
 static uint64_t vtd_read(void *ctx, uint64_t off, unsigned len)
@@ -416,6 +419,7 @@ static int iommu_setup(struct vmm *vm)
 		.msi = iommu_msi,
 		.msi_ctx = vm,
 		.fault = iommu_fault,
+		.fault_ctx = vm,
 		.log = iommu_log,
 	};
 	int r = viommu_create(&cfg, NULL, &vm->iommu);
@@ -620,6 +624,15 @@ int vmm_run(struct vmm *vm)
 			return VMM_EXIT_ERROR;
 	}
 
+	/* --control PATH: start the control socket's server (control.c). */
+	if (vm->opts.control) {
+		struct vmm_control *ctl;
+		r = control_start(vm, vm->opts.control, &ctl);
+		if (r)
+			return VMM_EXIT_ERROR;
+		__atomic_store_n(&vm->control, ctl, __ATOMIC_RELEASE);
+	}
+
 	/* Signals: SIGINT/SIGTERM stop the VM cleanly; SIGUSR1 kicks vCPUs.
 	 * Block both here; vCPU threads unblock SIGUSR1, this thread waits. */
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -664,6 +677,9 @@ void vmm_teardown(struct vmm *vm)
 	serial_destroy(vm->serial);
 	if (vm->identity)
 		viommu_domain_destroy(vm->identity);
+	/* --control: no DMA or IOMMU thread is left to report a fault. */
+	struct vmm_control *ctl = __atomic_exchange_n(&vm->control, NULL, __ATOMIC_ACQ_REL);
+	control_stop(ctl);
 	viommu_destroy(vm->iommu);
 	for (unsigned i = 0; i < vm->nr_cpus; i++) {
 		if (vm->vcpus[i].run)

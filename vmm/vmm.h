@@ -102,6 +102,7 @@ struct vmm_opts {
 	uint32_t vtd_fault_records;
 	int edu;            /* add an edu DMA test device */
 	int stats;          /* print the IOMMU's counters at exit */
+	const char *control; /* --control PATH: the control socket (control.c) */
 };
 
 struct vmm {
@@ -131,6 +132,7 @@ struct vmm {
 	int exit_code; /* enum vmm_exit, VMM_EXIT_RUNNING while running */
 	char exit_msg[256];
 	int x2apic_api;
+	struct vmm_control *control; /* --control: see control.h */
 };
 
 /* vm.c */

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# guest_vtd_inject: a fault injected at run time through viommu-vmm's control
+# socket reaches Linux's intel_iommu driver (intel_iommu=on iommu.strict=1).
+# The guest (vtd-checks.sh, then vtd-inject-guest.sh) prints VTD-INJECT-READY;
+# vtd-inject-vmm.sh, the VMM command given to scripts/guest-run, then adds a
+# rule with viommu-ctl: 00:01.0's (virtio-blk) DMA reads fault with reason
+# permission, once. The guest must log "DMAR: [DMA Read NO_PASID] Request
+# device [00:01.0] fault addr ... [fault reason 0x06]" and see its DMAR fault
+# interrupt count rise; back here, the fault stream that viommu-ctl followed
+# must hold the same record (same requester, access, page), the rule must
+# show one firing, and the stats must count the fault.
+#
+#   tests/guest/vtd-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR
+#
+# Exit status: 0 pass, 77 skip (no kernel package can be downloaded), else fail.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VMM=${1:?usage: vtd-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
+CTL=${2:?usage: vtd-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
+IMG=${3:?usage: vtd-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
+WORK=${4:?usage: vtd-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
+
+fail() {
+	echo "vtd-inject: FAIL: $*" >&2
+	[ -f "$WORK/driver.log" ] && sed 's/^/  | /' "$WORK/driver.log" >&2
+	exit 1
+}
+
+[ -x "$VMM" ] || fail "$VMM is not an executable (build the viommu-vmm target)"
+[ -x "$CTL" ] || fail "$CTL is not an executable (build the viommu-ctl target)"
+
+"$ROOT/scripts/guest-image" "$IMG"
+rc=$?
+if [ "$rc" -eq 77 ]; then
+	echo "vtd-inject: SKIP: no Debian kernel package could be downloaded (see above)"
+	exit 77
+fi
+[ "$rc" -eq 0 ] || fail "scripts/guest-image failed with status $rc"
+
+rm -rf "$WORK"
+mkdir -p "$WORK" || fail "cannot create $WORK"
+WORK=$(cd "$WORK" && pwd -P)
+DISK=$WORK/disk.img
+head -c $((4 * 1024 * 1024)) /dev/urandom >"$DISK" || fail "cannot write $DISK"
+
+cat "$ROOT/tests/guest/vtd-checks.sh" "$ROOT/tests/guest/vtd-inject-guest.sh" | grep -v '^exit 0$' >"$WORK/inject.sh"
+echo "exit 0" >>"$WORK/inject.sh"
+"$ROOT/scripts/guest-run" --kernel "$IMG/vmlinuz" --initrd "$IMG/initrd.img" \
+	--test "$WORK/inject.sh" --workdir "$WORK" --timeout 280 \
+	--append "quiet intel_iommu=on iommu.strict=1 vm.ir_mode=x2apic vm.modules=virtio_pci,virtio_blk vm.timeout=200" \
+	-- "$ROOT/tests/guest/vtd-inject-vmm.sh" "$CTL" "$WORK" \
+	"$VMM" --memory 512 --cpus 2 --disk "$DISK" --serial stdio --iommu vtd,x2apic=on
+rc=$?
+LOG=$WORK/serial.log
+[ -f "$WORK/driver.log" ] && sed 's/^/vtd-inject: driver: /' "$WORK/driver.log"
+[ "$rc" -eq 0 ] || fail "scripts/guest-run failed with status $rc (serial log: $LOG)"
+
+# The rule was accepted, and fired once.
+grep -Eq '^\{"ok":true,"id":[0-9]+\}$' "$WORK/inject-add.out" 2>/dev/null ||
+	fail "inject-add did not succeed: $(cat "$WORK/inject-add.out" 2>/dev/null)"
+grep -Eq '"action":"fault","rid":"0000:00:01.0".*"access":"r".*"max_fires":1,"reason":"permission","matched":[1-9][0-9]*,"fired":1\}' \
+	"$WORK/inject-list.out" 2>/dev/null || fail "inject-list does not show the rule fired once: $(cat "$WORK/inject-list.out" 2>/dev/null)"
+grep -Eq '"faults":[1-9]' "$WORK/stats.out" 2>/dev/null || fail "stats count no fault: $(cat "$WORK/stats.out" 2>/dev/null)"
+
+# What the guest's driver logged.
+gline=$(grep -a -m1 '^VTD-INJECT-FAULT: ' "$LOG" | tr -d '\r')
+[ -n "$gline" ] || fail "the guest printed no VTD-INJECT-FAULT line"
+gaddr=$(sed -nE 's/.*fault addr (0x[0-9a-f]+).*/\1/p' <<<"$gline")
+[ -n "$gaddr" ] || fail "no fault address in: $gline"
+echo "vtd-inject: guest: ${gline#VTD-INJECT-FAULT: }"
+
+# The host's fault stream: the acknowledgement, then exactly one record.
+[ "$(head -1 "$WORK/faults.jsonl")" = '{"ok":true,"follow":true,"seen":0}' ] ||
+	fail "the fault stream did not start with its acknowledgement: $(head -1 "$WORK/faults.jsonl")"
+nrec=$(tail -n +2 "$WORK/faults.jsonl" | grep -c '"seq":')
+rec=$(tail -n +2 "$WORK/faults.jsonl" | grep -m1 '"seq":')
+[ "$nrec" -eq 1 ] || fail "the fault stream holds $nrec records, expected 1: $(cat "$WORK/faults.jsonl")"
+echo "vtd-inject: host: $rec"
+grep -q '"rid":"0000:00:01.0"' <<<"$rec" || fail "the record is not for 0000:00:01.0: $rec"
+grep -q '"access":"r' <<<"$rec" || fail "the record is not a read: $rec"
+grep -q '"reason":"permission"' <<<"$rec" || fail "the record's reason is not permission: $rec"
+grep -q '"pasid":null' <<<"$rec" || fail "the record has a PASID (the guest said NO_PASID): $rec"
+haddr=$(sed -nE 's/.*"addr":"(0x[0-9a-f]+)".*/\1/p' <<<"$rec")
+[ -n "$haddr" ] || fail "no addr in the record: $rec"
+# VT-d's fault recording registers keep the page (bits 63:12) of the address.
+[ $((haddr & ~0xfff)) -eq $((gaddr & ~0xfff)) ] ||
+	fail "the guest's fault address $gaddr and the stream's $haddr are not on the same page"
+grep -q "the fault stream follower exited with status 0" "$WORK/driver.log" ||
+	fail "the fault stream follower did not end cleanly when the VMM exited"
+if grep -q "the socket file is still there" "$WORK/driver.log"; then
+	fail "the socket file was left behind"
+fi
+echo "vtd-inject: PASS: the injected fault at $haddr reached the guest's driver and the host's stream"
