@@ -301,6 +301,9 @@ void viommu_get_stats(viommu *v, struct viommu_stats *out)
 	out->refs = LD(v->st_refs);
 	out->faults = LD(v->st_faults);
 	out->invalidations = LD(v->st_invalidations);
+	out->irqs_remapped = LD(v->st_irq_remapped);
+	out->irqs_passed = LD(v->st_irq_passed);
+	out->irq_faults = LD(v->st_irq_faults);
 #undef LD
 }
 

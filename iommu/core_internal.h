@@ -244,6 +244,7 @@ struct viommu {
 	} shards[STAT_SHARDS];
 
 	/* counters (atomic) */
+	uint64_t st_irq_remapped, st_irq_passed, st_irq_faults;
 	uint64_t st_translations_unused, st_walks, st_refs, st_faults, st_invalidations;
 };
 

@@ -345,10 +345,15 @@ static int ir_remap(viommu *v, struct viommu_rid rid, uint64_t msi_addr, uint32_
 	int ret = ir_translate_locked(v, v->ir, rid, msi_addr, msi_data, out, &f, &record);
 	pthread_rwlock_unlock(&v->ir_lock);
 	if (ret) {
+		if (record_faults)
+			__atomic_fetch_add(&v->st_irq_faults, 1, __ATOMIC_RELAXED);
 		if (record && record_faults)
 			core_report_fault(v, &f);
 		if (fault)
 			*fault = f;
+	} else if (record_faults) {
+		/* Counted once per interrupt sent, not per routing lookup. */
+		__atomic_fetch_add(out->remapped ? &v->st_irq_remapped : &v->st_irq_passed, 1, __ATOMIC_RELAXED);
 	}
 	return ret;
 }

@@ -551,6 +551,8 @@ static void cmd_stats(struct vmm_control *c, struct client *cl)
 		  st.ntlb_hits, st.ntlb_misses);
 	sb_printf(b, ",\"walks\":%" PRIu64 ",\"refs\":%" PRIu64 ",\"faults\":%" PRIu64 ",\"invalidations\":%" PRIu64,
 		  st.walks, st.refs, st.faults, st.invalidations);
+	sb_printf(b, ",\"irqs_remapped\":%" PRIu64 ",\"irqs_passed\":%" PRIu64 ",\"irq_faults\":%" PRIu64,
+		  st.irqs_remapped, st.irqs_passed, st.irq_faults);
 	pthread_mutex_lock(&c->lock);
 	uint64_t streamed = c->produced;
 	pthread_mutex_unlock(&c->lock);

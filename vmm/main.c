@@ -214,10 +214,12 @@ int main(int argc, char **argv)
 		viommu_get_stats(vm.iommu, &st);
 		fprintf(stderr,
 			"viommu-vmm: iommu translations=%llu iotlb_hits=%llu iotlb_misses=%llu walks=%llu refs=%llu "
-			"faults=%llu invalidations=%llu\n",
+			"faults=%llu invalidations=%llu irqs_remapped=%llu irqs_passed=%llu irq_faults=%llu\n",
 			(unsigned long long)st.translations, (unsigned long long)st.iotlb_hits,
 			(unsigned long long)st.iotlb_misses, (unsigned long long)st.walks, (unsigned long long)st.refs,
-			(unsigned long long)st.faults, (unsigned long long)st.invalidations);
+			(unsigned long long)st.faults, (unsigned long long)st.invalidations,
+			(unsigned long long)st.irqs_remapped, (unsigned long long)st.irqs_passed,
+			(unsigned long long)st.irq_faults);
 	}
 	vmm_teardown(&vm);
 	if (code < 0)

@@ -362,6 +362,12 @@ struct viommu_stats {
 	uint64_t refs;                     /**< memory references made by walks */
 	uint64_t faults;
 	uint64_t invalidations;
+	uint64_t irqs_remapped;            /**< interrupts translated through the
+					        remapping table */
+	uint64_t irqs_passed;              /**< interrupts let through unremapped
+					        (remapping off, or compatibility
+					        format allowed) */
+	uint64_t irq_faults;               /**< interrupts refused by remapping */
 };
 
 /** A snapshot of the counters (each read atomically, not all at one instant). */

@@ -770,6 +770,37 @@ static void test_deliver(void)
 	CHECK_EQ(E.msis, m0 + 2);
 }
 
+/* The counters of remapped, passed and refused interrupts: each interrupt
+ * translated counts once; viommu_ir_lookup (a routing peek) counts nothing. */
+static void test_stats(void)
+{
+	struct viommu_stats s0, s1;
+	struct viommu_irq irq;
+	/* a present entry: vector 0x31, fixed, physical, APIC id 2 (xAPIC) */
+	uint64_t lo = 1ull | 0x31ull << 16 | 2ull << 40;
+	CHECK_EQ(configure(TABLE, 16, 0, 0), 0);
+	put(3, lo, 0);
+	put(4, 0, 0);
+	struct viommu_rid rid = { 0, 0, 0x08 };
+	viommu_get_stats(E.v, &s0);
+	CHECK_EQ(viommu_ir_translate(E.v, rid, msi(3, 0), 0, &irq, NULL), 0);
+	CHECK_EQ(viommu_ir_translate(E.v, rid, msi(3, 0), 0, &irq, NULL), 0);
+	CHECK_EQ(viommu_ir_translate(E.v, rid, msi(4, 0), 0, &irq, NULL), -EFAULT);
+	CHECK_EQ(viommu_ir_lookup(E.v, rid, msi(3, 0), 0, &irq, NULL), 0);
+	CHECK_EQ(viommu_ir_lookup(E.v, rid, msi(4, 0), 0, &irq, NULL), -EFAULT);
+	viommu_get_stats(E.v, &s1);
+	CHECK_EQ(s1.irqs_remapped - s0.irqs_remapped, 2);
+	CHECK_EQ(s1.irq_faults - s0.irq_faults, 1);
+	CHECK_EQ(s1.irqs_passed - s0.irqs_passed, 0);
+	/* remapping off: the interrupt passes */
+	struct viommu_ir_config off = { .size = sizeof(off), .format = VIOMMU_IR_NONE };
+	CHECK_EQ(viommu_ir_configure(E.v, &off), 0);
+	CHECK_EQ(viommu_ir_translate(E.v, rid, 0xfee00000ull, 0x41, &irq, NULL), 0);
+	viommu_get_stats(E.v, &s0);
+	CHECK_EQ(s0.irqs_passed - s1.irqs_passed, 1);
+	CHECK_EQ(s0.irqs_remapped, s1.irqs_remapped);
+}
+
 int main(void)
 {
 	struct viommu_mem_region reg;
@@ -804,6 +835,7 @@ int main(void)
 	test_ioapic();
 	test_outside_memory();
 	test_deliver();
+	test_stats();
 	viommu_destroy(E.v);
 	viommu_fault_queue_destroy(E.q);
 	free(E.ram);
