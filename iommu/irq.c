@@ -245,6 +245,21 @@ static void compose_msi(struct viommu_irq *o, int x2apic)
 		o->msi_data |= MSI_DATA_TM | MSI_DATA_LEVEL;
 }
 
+/* A compatibility-format MSI, passed as it is (Intel SDM 10.11). */
+static void decode_compat(struct viommu_irq *o, uint64_t addr, uint32_t data)
+{
+	uint32_t a = (uint32_t)addr;
+	o->remapped = 0;
+	o->msi_addr = addr;
+	o->msi_data = data;
+	o->dest = (a >> MSI_ADDR_DEST_SHIFT) & 0xff;
+	o->vector = data & 0xff;
+	o->delivery = (data >> MSI_DATA_DLM_SHIFT) & 7;
+	o->dest_logical = !!(a & MSI_ADDR_DM);
+	o->level = !!(data & MSI_DATA_TM);
+	o->redir_hint = !!(a & MSI_ADDR_RH);
+}
+
 /* 0, or -EFAULT with *f filled and *record saying whether to record it. */
 static int ir_translate_locked(viommu *v, struct ir_state *s, struct viommu_rid rid, uint64_t addr,
 			       uint32_t data, struct viommu_irq *o, struct viommu_fault_record *f, int *record)
@@ -255,15 +270,7 @@ static int ir_translate_locked(viommu *v, struct ir_state *s, struct viommu_rid 
 
 	if (!s) {
 		/* Remapping off: the MSI goes as it is. */
-		o->remapped = 0;
-		o->msi_addr = addr;
-		o->msi_data = data;
-		o->dest = (a >> MSI_ADDR_DEST_SHIFT) & 0xff;
-		o->vector = data & 0xff;
-		o->delivery = (data >> MSI_DATA_DLM_SHIFT) & 7;
-		o->dest_logical = !!(a & MSI_ADDR_DM);
-		o->level = !!(data & MSI_DATA_TM);
-		o->redir_hint = !!(a & MSI_ADDR_RH);
+		decode_compat(o, addr, data);
 		return 0;
 	}
 	if (!(a & MSI_ADDR_IF)) {
@@ -271,14 +278,7 @@ static int ir_translate_locked(viommu *v, struct ir_state *s, struct viommu_rid 
 			ir_fault(f, rid, 0, VIOMMU_FAULT_IR_COMPAT_BLOCKED, 0, 0);
 			return -EFAULT;
 		}
-		o->msi_addr = addr;
-		o->msi_data = data;
-		o->dest = (a >> MSI_ADDR_DEST_SHIFT) & 0xff;
-		o->vector = data & 0xff;
-		o->delivery = (data >> MSI_DATA_DLM_SHIFT) & 7;
-		o->dest_logical = !!(a & MSI_ADDR_DM);
-		o->level = !!(data & MSI_DATA_TM);
-		o->redir_hint = !!(a & MSI_ADDR_RH);
+		decode_compat(o, addr, data);
 		return 0;
 	}
 	uint32_t index = (a >> MSI_ADDR_HANDLE_SHIFT) & 0x7fff;
