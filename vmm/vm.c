@@ -243,9 +243,21 @@ static void *vcpu_thread(void *arg)
 			 * means the guest stopped for good. */
 			vmm_request_exit(vm, VMM_EXIT_ERROR, "vCPU %d halted", c->id);
 			break;
-		case KVM_EXIT_SHUTDOWN:
+		case KVM_EXIT_SHUTDOWN: {
+			/* Say where: a triple fault is a guest crash worth
+			 * looking at. */
+			struct kvm_regs regs;
+			struct kvm_sregs sr;
+			if (!ioctl(c->fd, KVM_GET_REGS, &regs) && !ioctl(c->fd, KVM_GET_SREGS, &sr))
+				vmm_log(vm, "vCPU %d triple fault: rip %#llx rsp %#llx cr0 %#llx cr2 %#llx cr3 %#llx "
+					    "cr4 %#llx efer %#llx idt %#llx/%#x",
+					c->id, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+					(unsigned long long)sr.cr0, (unsigned long long)sr.cr2,
+					(unsigned long long)sr.cr3, (unsigned long long)sr.cr4,
+					(unsigned long long)sr.efer, (unsigned long long)sr.idt.base, sr.idt.limit);
 			vmm_request_exit(vm, VMM_EXIT_RESET, "guest reset (triple fault) on vCPU %d", c->id);
 			break;
+		}
 		case KVM_EXIT_SYSTEM_EVENT:
 			if (c->run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
 				vmm_request_exit(vm, VMM_EXIT_POWEROFF, "guest powered off");
