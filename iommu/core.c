@@ -787,8 +787,6 @@ int domain_pasid_tags(viommu_domain *d, uint32_t pasid, uint32_t *tags, int max)
 /* ------------------------------------------------------------------------ */
 /* Exclusion                                                                */
 
-#define EXCL_LEAF_WORDS ((1u << EXCL_LEAF_BITS) / 64)
-
 /* The bitmap word of page number pfn; allocated when `create`. */
 static uint64_t *excl_word(viommu *v, uint64_t pfn, int create)
 {
@@ -823,9 +821,8 @@ static int excl_update(viommu *v, uint64_t first, uint64_t last, int set)
 		uint64_t *w = excl_word(v, pfn, set);
 		uint64_t bit = 1ull << (pfn % 64);
 		if (w) {
-			uint64_t old = __atomic_fetch_or(w, set ? bit : 0, __ATOMIC_RELEASE);
-			if (!set)
-				old = __atomic_fetch_and(w, ~bit, __ATOMIC_RELEASE);
+			uint64_t old = set ? __atomic_fetch_or(w, bit, __ATOMIC_RELEASE)
+					   : __atomic_fetch_and(w, ~bit, __ATOMIC_RELEASE);
 			if (set && !(old & bit))
 				__atomic_fetch_add(&v->excl_pages, 1, __ATOMIC_RELEASE);
 			if (!set && (old & bit))

@@ -245,7 +245,7 @@ struct viommu {
 
 	/* counters (atomic) */
 	uint64_t st_irq_remapped, st_irq_passed, st_irq_faults;
-	uint64_t st_translations_unused, st_walks, st_refs, st_faults, st_invalidations;
+	uint64_t st_walks, st_refs, st_faults, st_invalidations;
 };
 
 /*
