@@ -1,10 +1,11 @@
 # Runs a libFuzzer binary for a bounded time on a fresh copy of a corpus.
 #   cmake -DFUZZER=bin -DCORPUS=dir -DWORKDIR=dir -DSECONDS=n -P run_fuzzer.cmake
-# The copy (WORKDIR/corpus) collects what the run finds; crash reproducers go
-# to WORKDIR/ (crash-*, leak-*, timeout-*, oom-*).
+# The copy (WORKDIR/corpus) collects what the run finds; reproducers of a
+# crash go to WORKDIR/ (crash-*, leak-*, timeout-*, oom-*). The source tree
+# is never written.
 foreach(v FUZZER CORPUS WORKDIR SECONDS)
   if(NOT DEFINED ${v})
-    message(FATAL_ERROR "run_fuzzer.cmake: ${v} not set")
+    message(FATAL_ERROR "run_fuzzer.cmake: -D${v}=... missing")
   endif()
 endforeach()
 
@@ -23,5 +24,6 @@ execute_process(
     "${WORKDIR}/corpus"
   RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "fuzzer exited with ${rc}; reproducers in ${WORKDIR}")
+  get_filename_component(name "${FUZZER}" NAME)
+  message(FATAL_ERROR "${name} exited with ${rc}; reproducers in ${WORKDIR}")
 endif()
