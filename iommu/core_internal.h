@@ -235,6 +235,8 @@ struct viommu {
 	uint32_t fq_users;         /* pushes in progress (under fq_lock) */
 	struct ir_state *ir;       /* under ir_lock */
 	pthread_rwlock_t ir_lock;
+	struct viommu_ir_notifier *ir_notifiers; /* under ir_notify_lock */
+	pthread_mutex_t ir_notify_lock;
 
 	/* Hot counters, sharded by thread so the IOTLB-hit path makes no
 	 * locked read-modify-write (see stat_shard()). */

@@ -61,11 +61,67 @@ struct ir_state {
 	uint64_t gen; /* atomic: moves on every invalidation */
 };
 
+struct viommu_ir_notifier {
+	struct viommu_ir_notifier *next;
+	viommu *v;
+	viommu_ir_notify_fn fn;
+	void *ctx;
+};
+
 int ir_init(viommu *v)
 {
 	if (pthread_rwlock_init(&v->ir_lock, NULL))
 		return -ENOMEM;
+	if (pthread_mutex_init(&v->ir_notify_lock, NULL)) {
+		pthread_rwlock_destroy(&v->ir_lock);
+		return -ENOMEM;
+	}
 	return 0;
+}
+
+int viommu_ir_notifier_add(viommu *v, viommu_ir_notify_fn fn, void *ctx, viommu_ir_notifier **out)
+{
+	if (!v || !fn || !out)
+		return -EINVAL;
+	struct viommu_ir_notifier *n = valloc_zget(&v->alloc, sizeof(*n), 8);
+	if (!n)
+		return -ENOMEM;
+	n->v = v;
+	n->fn = fn;
+	n->ctx = ctx;
+	pthread_mutex_lock(&v->ir_notify_lock);
+	n->next = v->ir_notifiers;
+	v->ir_notifiers = n;
+	pthread_mutex_unlock(&v->ir_notify_lock);
+	*out = n;
+	return 0;
+}
+
+void viommu_ir_notifier_remove(viommu_ir_notifier *n)
+{
+	if (!n)
+		return;
+	viommu *v = n->v;
+	pthread_mutex_lock(&v->ir_notify_lock);
+	struct viommu_ir_notifier **pp = &v->ir_notifiers;
+	while (*pp && *pp != n)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = n->next;
+	pthread_mutex_unlock(&v->ir_notify_lock);
+	valloc_put(&v->alloc, n, sizeof(*n), 8);
+}
+
+/* After the cache dropped what changed, with no other lock held: consumers
+ * that keep translated interrupts outside the library recompute them before
+ * the invalidation that caused this completes. The list lock is held across
+ * the calls so that a notifier is never called after its removal returns. */
+static void ir_notify(viommu *v, uint32_t first, uint32_t count)
+{
+	pthread_mutex_lock(&v->ir_notify_lock);
+	for (struct viommu_ir_notifier *n = v->ir_notifiers; n; n = n->next)
+		n->fn(n->ctx, first, count);
+	pthread_mutex_unlock(&v->ir_notify_lock);
 }
 
 static void ir_state_free(viommu *v, struct ir_state *s)
@@ -80,6 +136,12 @@ void ir_fini(viommu *v)
 {
 	ir_state_free(v, v->ir);
 	v->ir = NULL;
+	while (v->ir_notifiers) {
+		struct viommu_ir_notifier *n = v->ir_notifiers;
+		v->ir_notifiers = n->next;
+		valloc_put(&v->alloc, n, sizeof(*n), 8);
+	}
+	pthread_mutex_destroy(&v->ir_notify_lock);
 	pthread_rwlock_destroy(&v->ir_lock);
 }
 
@@ -113,6 +175,7 @@ int viommu_ir_configure(viommu *v, const struct viommu_ir_config *cfg)
 	pthread_rwlock_unlock(&v->ir_lock);
 	/* No reader holds the read lock now, so the old cache can go. */
 	ir_state_free(v, old);
+	ir_notify(v, 0, 0);
 	return 0;
 }
 
@@ -154,6 +217,7 @@ void viommu_ir_invalidate(viommu *v, uint32_t first, uint32_t count)
 		}
 	}
 	pthread_rwlock_unlock(&v->ir_lock);
+	ir_notify(v, first, count);
 }
 
 /* Read IRTE `index` through the cache. 0, or a fault reason. */

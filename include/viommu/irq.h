@@ -60,6 +60,28 @@ VIOMMU_API int viommu_ir_configure(viommu *v, const struct viommu_ir_config *cfg
 /** Drop cached entries [first, first + count); count 0 means all. */
 VIOMMU_API void viommu_ir_invalidate(viommu *v, uint32_t first, uint32_t count);
 
+/**
+ * Told that interrupt translations may have changed: after
+ * viommu_ir_configure (first 0, count 0) and after viommu_ir_invalidate
+ * (its range; count 0 = every entry), once the entry cache no longer holds
+ * what changed. A consumer that keeps translated interrupts outside the
+ * library (a VMM's KVM irqfd routes for passthrough MSIs, IOAPIC pin routes)
+ * recomputes the ones in the range here, before the guest's invalidation
+ * completes. Called on the invalidating thread with no lock of the library
+ * held except the notifier list's: it may call viommu_ir_lookup and
+ * viommu_ir_translate, but must not add or remove IR notifiers.
+ */
+typedef void (*viommu_ir_notify_fn)(void *ctx, uint32_t first, uint32_t count);
+
+typedef struct viommu_ir_notifier viommu_ir_notifier;
+
+/** Register an IR notifier. Errors: -EINVAL (NULL), -ENOMEM. */
+VIOMMU_API int viommu_ir_notifier_add(viommu *v, viommu_ir_notify_fn fn, void *ctx, viommu_ir_notifier **out);
+
+/** Unregister; takes NULL. Once it returns, the notifier is not running and
+ *  is never called again. Not from inside a notifier. */
+VIOMMU_API void viommu_ir_notifier_remove(viommu_ir_notifier *n);
+
 /* An interrupt ready for the platform. */
 struct viommu_irq {
 	uint32_t dest;       /**< APIC ID (x2APIC: 32 bits; xAPIC: 8 bits) */

@@ -801,6 +801,64 @@ static void test_stats(void)
 	CHECK_EQ(s0.irqs_remapped, s1.irqs_remapped);
 }
 
+/* An IR notifier that re-translates interrupt 9 when told of a change, as a
+ * VMM recomputing its irqfd route would. */
+struct ir_note {
+	unsigned calls;
+	uint32_t first, count;
+	uint8_t vector; /* of entry 9, read inside the notifier */
+};
+
+static void on_ir_change(void *ctx, uint32_t first, uint32_t count)
+{
+	struct ir_note *n = ctx;
+	struct viommu_irq irq;
+	struct viommu_fault_record f;
+	n->calls++;
+	n->first = first;
+	n->count = count;
+	n->vector = viommu_ir_lookup(E.v, RID, msi(9, 0), 0, &irq, &f) == 0 ? irq.vector : 0;
+}
+
+static void test_notifier(void)
+{
+	struct ir_note a = { 0 }, b = { 0 };
+	viommu_ir_notifier *na = NULL, *nb = NULL;
+
+	p2_case("IR notifier: told of configure and of each invalidation, after the cache dropped it");
+	CHECK_EQ(viommu_ir_notifier_add(NULL, on_ir_change, &a, &na), -EINVAL);
+	CHECK_EQ(viommu_ir_notifier_add(E.v, NULL, &a, &na), -EINVAL);
+	CHECK_EQ(viommu_ir_notifier_add(E.v, on_ir_change, &a, NULL), -EINVAL);
+	CHECK_EQ(viommu_ir_notifier_add(E.v, on_ir_change, &a, &na), 0);
+	CHECK_EQ(viommu_ir_notifier_add(E.v, on_ir_change, &b, &nb), 0);
+	poke(9, P_ | VEC(0x41), 0); /* no invalidation: configure covers it */
+	CHECK_EQ(configure(TABLE, 256, 0, 0), 0);
+	CHECK_EQ(a.calls, 1);
+	CHECK_EQ(b.calls, 1);
+	CHECK_EQ(a.first, 0);
+	CHECK_EQ(a.count, 0);
+	CHECK_EQ(a.vector, 0x41);
+	CHECK_EQ(OK(RID, msi(9, 0), 0).vector, 0x41); /* now cached */
+	poke(9, P_ | VEC(0x42), 0);
+	viommu_ir_invalidate(E.v, 8, 4);
+	CHECK_EQ(a.calls, 2);
+	CHECK_EQ(a.first, 8);
+	CHECK_EQ(a.count, 4);
+	CHECK_EQ(a.vector, 0x42); /* the notifier sees the new entry, not the cached one */
+	CHECK_EQ(b.vector, 0x42);
+
+	p2_case("IR notifier: not called once removed");
+	viommu_ir_notifier_remove(na);
+	viommu_ir_notifier_remove(NULL);
+	viommu_ir_invalidate(E.v, 0, 0);
+	CHECK_EQ(a.calls, 2);
+	CHECK_EQ(b.calls, 3);
+	CHECK_EQ(b.count, 0);
+	viommu_ir_notifier_remove(nb);
+	viommu_ir_invalidate(E.v, 0, 0);
+	CHECK_EQ(b.calls, 3);
+}
+
 int main(void)
 {
 	struct viommu_mem_region reg;
@@ -836,6 +894,7 @@ int main(void)
 	test_outside_memory();
 	test_deliver();
 	test_stats();
+	test_notifier();
 	viommu_destroy(E.v);
 	viommu_fault_queue_destroy(E.q);
 	free(E.ram);
