@@ -55,62 +55,88 @@ static struct viommu_rid ioapic_rid(void)
 /* Under the lock: mirror the pins' MSIs into KVM's routing table. */
 static void update_routes_locked(struct ioapic *io)
 {
-	/* struct kvm_irq_routing ends in a flexible array: room for one per
-	 * pin after it. */
-	union {
-		struct kvm_irq_routing hdr;
-		uint8_t bytes[sizeof(struct kvm_irq_routing) +
-			      VMM_IOAPIC_PINS * sizeof(struct kvm_irq_routing_entry)];
-	} rt;
-	memset(&rt, 0, sizeof(rt));
-	struct kvm_irq_routing_entry *ents = rt.hdr.entries;
-	unsigned n = 0;
+	struct vmm_route_update u[VMM_IOAPIC_PINS];
 	for (unsigned pin = 0; pin < VMM_IOAPIC_PINS; pin++) {
 		uint64_t addr;
 		uint32_t data;
 		struct viommu_irq irq;
+		u[pin] = (struct vmm_route_update){ .gsi = pin };
 		if (io->rte[pin] & RTE_MASK)
 			continue;
 		if (viommu_ir_ioapic_msi(io->vm->iommu, io->rte[pin], &addr, &data))
 			continue;
-		/* The route holds the interrupt as it reaches the LAPICs. */
+		/* The route holds the interrupt as it reaches the LAPICs (a
+		 * lookup records no fault). */
 		if (viommu_ir_lookup(io->vm->iommu, ioapic_rid(), addr, data, &irq, NULL))
 			continue;
-		struct kvm_irq_routing_entry *e = &ents[n++];
-		e->gsi = pin;
-		e->type = KVM_IRQ_ROUTING_MSI;
-		e->u.msi.address_lo = (uint32_t)irq.msi_addr;
-		e->u.msi.address_hi = (uint32_t)(irq.msi_addr >> 32);
-		e->u.msi.data = irq.msi_data;
+		u[pin].valid = 1;
+		u[pin].addr = irq.msi_addr;
+		u[pin].data = irq.msi_data;
 	}
-	rt.hdr.nr = n;
-	if (ioctl(io->vm->vm_fd, KVM_SET_GSI_ROUTING, &rt) < 0)
-		vmm_log(io->vm, "ioapic: KVM_SET_GSI_ROUTING: %s", strerror(errno));
+	vmm_route_set(io->vm, u, VMM_IOAPIC_PINS);
 }
 
-/* Under the lock: send pin's interrupt. */
-static void deliver_locked(struct ioapic *io, unsigned pin)
+void ioapic_refresh_routes(struct ioapic *io)
 {
-	uint64_t rte = io->rte[pin];
+	if (!io)
+		return;
+	pthread_mutex_lock(&io->lock);
+	update_routes_locked(io);
+	pthread_mutex_unlock(&io->lock);
+}
+
+/*
+ * Interrupts leave without the lock held: delivery can record a remapping
+ * fault, and a front-end's fault path takes its own lock, under which it may
+ * also invalidate interrupt entries and so refresh the routes here (which
+ * takes this lock). A level pin gets Remote IRR as it is sent; a failed send
+ * takes it back.
+ */
+struct ioapic_fire {
+	unsigned pin;
 	uint64_t addr;
 	uint32_t data;
+	int level;
+};
+
+/* Under the lock: prepare pin's interrupt. 1 if there is one to send. */
+static int fire_prepare_locked(struct ioapic *io, unsigned pin, struct ioapic_fire *f)
+{
+	uint64_t rte = io->rte[pin];
 	if (rte & RTE_MASK)
-		return;
-	if (viommu_ir_ioapic_msi(io->vm->iommu, rte, &addr, &data))
-		return;
-	int r = vmm_deliver_msi(io->vm, ioapic_rid(), addr, data);
-	if (r) {
-		/* A remapping fault is recorded by the core; nothing arrives. */
-		io->failed++;
-		return;
-	}
-	io->delivered++;
-	if (rte & RTE_TRIGGER)
+		return 0;
+	if (viommu_ir_ioapic_msi(io->vm->iommu, rte, &f->addr, &f->data))
+		return 0;
+	f->pin = pin;
+	f->level = !!(rte & RTE_TRIGGER);
+	if (f->level)
 		io->rte[pin] |= RTE_REMOTE_IRR;
+	return 1;
+}
+
+/* Without the lock: send what fire_prepare_locked prepared. */
+static void fire(struct ioapic *io, const struct ioapic_fire *f, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		int r = vmm_deliver_msi(io->vm, ioapic_rid(), f[i].addr, f[i].data);
+		pthread_mutex_lock(&io->lock);
+		if (r) {
+			/* A remapping fault is recorded by the core; nothing
+			 * arrives, so no EOI will clear Remote IRR. */
+			io->failed++;
+			if (f[i].level)
+				io->rte[f[i].pin] &= ~RTE_REMOTE_IRR;
+		} else {
+			io->delivered++;
+		}
+		pthread_mutex_unlock(&io->lock);
+	}
 }
 
 void ioapic_set_irq(struct ioapic *io, unsigned pin, int level)
 {
+	struct ioapic_fire f;
+	int send = 0;
 	if (!io || pin >= VMM_IOAPIC_PINS)
 		return;
 	pthread_mutex_lock(&io->lock);
@@ -119,15 +145,19 @@ void ioapic_set_irq(struct ioapic *io, unsigned pin, int level)
 	uint64_t rte = io->rte[pin];
 	if (rte & RTE_TRIGGER) {
 		if (level && !(rte & RTE_REMOTE_IRR))
-			deliver_locked(io, pin);
+			send = fire_prepare_locked(io, pin, &f);
 	} else if (level && !old) {
-		deliver_locked(io, pin);
+		send = fire_prepare_locked(io, pin, &f);
 	}
 	pthread_mutex_unlock(&io->lock);
+	if (send)
+		fire(io, &f, 1);
 }
 
 void ioapic_eoi(struct ioapic *io, uint8_t vector)
 {
+	struct ioapic_fire f[VMM_IOAPIC_PINS];
+	unsigned n = 0;
 	if (!io)
 		return;
 	pthread_mutex_lock(&io->lock);
@@ -142,9 +172,10 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector)
 			continue;
 		io->rte[pin] &= ~RTE_REMOTE_IRR;
 		if (io->line[pin])
-			deliver_locked(io, pin);
+			n += (unsigned)fire_prepare_locked(io, pin, &f[n]);
 	}
 	pthread_mutex_unlock(&io->lock);
+	fire(io, f, n);
 }
 
 static uint64_t ioapic_read(void *ctx, uint64_t off, unsigned len)
@@ -199,8 +230,14 @@ static void ioapic_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 			update_routes_locked(io);
 			/* Unmasking a level pin that is still asserted fires it. */
 			if ((old & RTE_MASK) && !(nv & RTE_MASK) && (nv & RTE_TRIGGER) && io->line[pin] &&
-			    !(nv & RTE_REMOTE_IRR))
-				deliver_locked(io, pin);
+			    !(nv & RTE_REMOTE_IRR)) {
+				struct ioapic_fire f;
+				int send = fire_prepare_locked(io, pin, &f);
+				pthread_mutex_unlock(&io->lock);
+				if (send)
+					fire(io, &f, 1);
+				return;
+			}
 		}
 	} else if (off == IOAPIC_EOI) {
 		pthread_mutex_unlock(&io->lock);

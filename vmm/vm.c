@@ -416,6 +416,16 @@ static void vtd_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 	viommu_vtd_mmio_write(vm->vtd, off, val, len);
 }
 
+/* The guest changed its interrupt remapping (IEC invalidation, IRTA): the
+ * routes KVM holds for it are recomputed before the invalidation completes. */
+static void ir_changed(void *ctx, uint32_t first, uint32_t count)
+{
+	struct vmm *vm = ctx;
+	(void)first;
+	(void)count;
+	ioapic_refresh_routes(vm->ioapic);
+}
+
 static int iommu_setup(struct vmm *vm)
 {
 	struct viommu_mem_region regs[2];
@@ -614,11 +624,15 @@ int vmm_run(struct vmm *vm)
 			return VMM_EXIT_ERROR;
 		}
 	}
-	r = platform_setup(vm);
+	r = vmm_routes_create(vm);
+	if (!r)
+		r = platform_setup(vm);
 	if (!r)
 		r = serial_create(vm, vm->opts.serial, &vm->serial);
 	if (!r)
 		r = ioapic_create(vm, &vm->ioapic);
+	if (!r && vm->vtd)
+		r = viommu_ir_notifier_add(vm->iommu, ir_changed, vm, &vm->ir_notifier);
 	if (!r)
 		r = pci_create(vm, &vm->pci);
 	if (!r)
@@ -684,8 +698,10 @@ int vmm_run(struct vmm *vm)
 void vmm_teardown(struct vmm *vm)
 {
 	pci_destroy(vm->pci);
+	viommu_ir_notifier_remove(vm->ir_notifier);
 	viommu_vtd_destroy(vm->vtd);
 	ioapic_destroy(vm->ioapic);
+	vmm_routes_destroy(vm);
 	serial_destroy(vm->serial);
 	if (vm->identity)
 		viommu_domain_destroy(vm->identity);

@@ -55,6 +55,7 @@
 #define VMM_COM1_IRQ       4u
 #define VMM_MAX_CPUS       64u
 #define VMM_MAX_PCI_DEVS   31u
+#define VMM_MAX_GSI        1024u /* KVM routes: IOAPIC pins, then irqfd MSIs */
 
 struct vmm;
 
@@ -79,6 +80,7 @@ struct vcpu {
 struct serial;
 struct ioapic;
 struct pci_bus;
+struct vmm_routes;
 
 enum vmm_exit {
 	VMM_EXIT_RUNNING = -1,
@@ -122,6 +124,8 @@ struct vmm {
 
 	struct serial *serial;
 	struct ioapic *ioapic;
+	struct vmm_routes *routes; /* KVM's GSI routing table (irqroute.c) */
+	viommu_ir_notifier *ir_notifier; /* interrupt routes follow the guest's IEC invalidations */
 	struct pci_bus *pci;
 
 	viommu *iommu;
@@ -164,11 +168,28 @@ void serial_destroy(struct serial *s);
 void serial_poll_input(struct serial *s);
 void serial_flush(struct serial *s);
 
+/* irqroute.c: KVM's GSI routing table, written whole on each change. GSIs
+ * below VMM_IOAPIC_PINS belong to the IOAPIC; others come from
+ * vmm_route_alloc. */
+struct vmm_route_update {
+	unsigned gsi;
+	int valid;      /* 0: no route (the GSI stays allocated) */
+	uint64_t addr;  /* the MSI as it reaches the LAPICs (after remapping) */
+	uint32_t data;
+};
+int vmm_routes_create(struct vmm *vm);
+void vmm_routes_destroy(struct vmm *vm);
+int vmm_route_alloc(struct vmm *vm, unsigned *gsi);
+void vmm_route_free(struct vmm *vm, unsigned gsi);
+int vmm_route_set(struct vmm *vm, const struct vmm_route_update *u, unsigned n);
+
 /* ioapic.c */
 int ioapic_create(struct vmm *vm, struct ioapic **out);
 void ioapic_destroy(struct ioapic *io);
 void ioapic_set_irq(struct ioapic *io, unsigned pin, int level);
 void ioapic_eoi(struct ioapic *io, uint8_t vector);
+/* Recompute the pins' KVM routes (remapping changed). */
+void ioapic_refresh_routes(struct ioapic *io);
 
 /* pci.c */
 int pci_create(struct vmm *vm, struct pci_bus **out);

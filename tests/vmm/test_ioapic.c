@@ -84,7 +84,7 @@ static char last_log[256];
 
 static int fake_vm_fd = -1; /* KVM_SET_GSI_ROUTING on this fd is captured */
 static unsigned nr_routing_calls;
-static struct kvm_irq_routing_entry routes[VMM_IOAPIC_PINS];
+static struct kvm_irq_routing_entry routes[VMM_MAX_GSI];
 static unsigned nr_routes;
 
 int vmm_add_mmio(struct vmm *vm, const struct io_range *r)
@@ -141,7 +141,7 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	if (fd >= 0 && fd == fake_vm_fd && req == KVM_SET_GSI_ROUTING) {
 		const struct kvm_irq_routing *rt = arg;
 		nr_routing_calls++;
-		if (rt->nr > VMM_IOAPIC_PINS || rt->flags) {
+		if (rt->nr > VMM_MAX_GSI || rt->flags) {
 			errno = EINVAL;
 			return -1;
 		}
@@ -718,6 +718,26 @@ static void test_routes(void)
 	ioapic_set_irq(io, 3, 1);
 	CHECK_EQ(nr_sent, 1);
 	CHECK_EQ(nr_routing_calls, before);
+	/* A refresh (remapping changed) with nothing changed writes nothing;
+	 * the table keeps the pin's route. */
+	ioapic_refresh_routes(io);
+	CHECK_EQ(nr_routing_calls, before);
+	CHECK(route_of(3) != NULL);
+	/* Routes of other users (irqfd GSIs) live beside the pins' in the
+	 * one table KVM is given. */
+	unsigned gsi = 0;
+	CHECK_EQ(vmm_route_alloc(&vm, &gsi), 0);
+	CHECK(gsi >= VMM_IOAPIC_PINS);
+	struct vmm_route_update u = { .gsi = gsi, .valid = 1, .addr = MSI_BASE, .data = 0x99 };
+	CHECK_EQ(vmm_route_set(&vm, &u, 1), 0);
+	CHECK_EQ(nr_routes, 2);
+	CHECK(route_of(3) != NULL);
+	rte_set(3, RTE_MASKED | 0x63, 4);
+	CHECK_EQ(nr_routes, 1); /* the pin's went, the irqfd's stays */
+	CHECK_EQ(routes[0].gsi, gsi);
+	vmm_route_free(&vm, gsi);
+	CHECK_EQ(nr_routes, 0);
+	rte_set(3, RTE_LEVEL | RTE_LOGICAL | 0x63, 4);
 
 	/* Without a VM descriptor the routing update fails: logged, and the
 	 * IOAPIC still works. */
@@ -832,6 +852,10 @@ int main(void)
 		return 1;
 	}
 	vm.vm_fd = fake_vm_fd;
+	if (vmm_routes_create(&vm)) {
+		fprintf(stderr, "vmm_routes_create failed\n");
+		return 1;
+	}
 
 	test_create();
 	test_id_ver_arb();
@@ -850,6 +874,7 @@ int main(void)
 	/* Routing updates on the fake descriptor all succeeded. */
 	CHECK_EQ(nr_logs, 0);
 	ioapic_destroy(io);
+	vmm_routes_destroy(&vm);
 	viommu_destroy(vm.iommu);
 	close(fake_vm_fd);
 	printf("test_ioapic: %d checks, %d failed\n", checks, failures);
