@@ -425,6 +425,11 @@ uint32_t viommu_domain_id(const viommu_domain *d)
 	return d ? d->id : 0;
 }
 
+enum viommu_domain_type viommu_domain_get_type(const viommu_domain *d)
+{
+	return d ? d->type : 0;
+}
+
 int viommu_domain_set_root(viommu_domain *d, uint64_t root)
 {
 	if (!d || (d->type != VIOMMU_DOMAIN_PAGING && d->type != VIOMMU_DOMAIN_NESTED) || d->pt)
@@ -747,7 +752,11 @@ int viommu_dev_attach(viommu_dev *dev, uint32_t pasid, viommu_domain *d, const s
 	if (ctx)
 		word |= ATT_NESTED;
 	__atomic_store_n(&a->word, word, __ATOMIC_RELEASE);
+	viommu_attach_notify_fn fn = dev->attach_fn;
+	void *fn_ctx = dev->attach_ctx;
 	pthread_rwlock_unlock(&v->topo);
+	if (fn)
+		fn(fn_ctx, dev, pasid, d);
 	return 0;
 }
 
@@ -766,8 +775,34 @@ int viommu_dev_detach(viommu_dev *dev, uint32_t pasid)
 	 * cached translations go too (attach_release). */
 	__atomic_store_n(&a->word, 0, __ATOMIC_RELEASE);
 	attach_release(a, pasid);
+	viommu_attach_notify_fn fn = dev->attach_fn;
+	void *fn_ctx = dev->attach_ctx;
 	pthread_rwlock_unlock(&v->topo);
+	if (fn)
+		fn(fn_ctx, dev, pasid, NULL);
 	return 0;
+}
+
+int viommu_dev_set_attach_notify(viommu_dev *dev, viommu_attach_notify_fn fn, void *ctx)
+{
+	if (!dev)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&dev->v->topo);
+	dev->attach_fn = fn;
+	dev->attach_ctx = ctx;
+	pthread_rwlock_unlock(&dev->v->topo);
+	return 0;
+}
+
+viommu_domain *viommu_dev_domain(viommu_dev *dev, uint32_t pasid)
+{
+	if (!dev || (pasid != VIOMMU_NO_PASID && pasid > VIOMMU_PASID_MAX))
+		return NULL;
+	pthread_rwlock_rdlock(&dev->v->topo);
+	struct attach *a = dev_attach_slot(dev, pasid);
+	viommu_domain *d = a ? a->dom : NULL;
+	pthread_rwlock_unlock(&dev->v->topo);
+	return d;
 }
 
 /* Under the topology read lock: the cache tag ids a PASID of a domain uses. */

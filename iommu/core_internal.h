@@ -180,6 +180,8 @@ struct s1ctx {
 struct viommu_dev {
 	viommu *v;
 	struct viommu_rid rid;
+	viommu_attach_notify_fn attach_fn; /* under the topology lock */
+	void *attach_ctx;
 	struct viommu_dev *next;   /* hash chain */
 	struct attach nopasid;
 	/* PASIDs: chunks of ATT_CHUNK slots, allocated on first attach, kept

@@ -14,6 +14,8 @@ PACKAGES=(
 	libclang-rt-14-dev # libFuzzer and the sanitizer runtimes for clang
 	git
 	acpica-tools       # iasl: the VMM's ACPI tables are checked with it
+	libpci-dev         # vfio-glue: PCI discovery (libpci, through pkg-config)
+	pciutils           # lspci: `lspci -x` dumps, and looking at host devices
 	# Guest tests (scripts/guest-image, guest-run, nested-run): Debian's
 	# kernel package is unpacked (not installed) into a busybox initramfs and
 	# booted under QEMU.
@@ -23,6 +25,7 @@ PACKAGES=(
 	cpio
 	xz-utils
 	gzip
+	gnuplot-nox        # bench/vs-qemu draws its chart with it
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -37,13 +37,15 @@ static void usage(FILE *f)
 		"                       invalidation, interrupt remapping in x2APIC or xAPIC mode)\n"
 		"  --serial stdio|FILE  where COM1 goes (default stdio)\n"
 		"  --edu                add a DMA test device with QEMU edu's registers\n"
+		"  --vfio-pci BDF       assign the host PCI function BDF (bound to vfio-pci) to\n"
+		"                       the guest; repeatable (at most %u)\n"
 		"  --stats              print the IOMMU's counters (key=value) on exit\n"
 		"  --control PATH       a control socket (JSON lines; see viommu-ctl): counters,\n"
 		"                       the fault stream, fault-injection rules at run time\n"
 		"  --help               this text\n"
 		"\n"
 		"Exit status: 0 guest powered off, 1 VMM error, 2 guest reset or panic, 3 signal.\n",
-		VMM_MAX_CPUS);
+		VMM_MAX_CPUS, VMM_MAX_VFIO);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -117,6 +119,7 @@ int main(int argc, char **argv)
 		{ "iommu", required_argument, NULL, 'I' },  { "serial", required_argument, NULL, 's' },
 		{ "edu", no_argument, NULL, 'e' },           { "help", no_argument, NULL, 'h' },
 		{ "stats", no_argument, NULL, 'S' },
+		{ "vfio-pci", required_argument, NULL, 'V' },
 		{ "control", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -180,6 +183,13 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			o->stats = 1;
+			break;
+		case 'V':
+			if (o->nr_vfio >= VMM_MAX_VFIO) {
+				fprintf(stderr, "viommu-vmm: at most %u --vfio-pci devices\n", VMM_MAX_VFIO);
+				return 1;
+			}
+			o->vfio[o->nr_vfio++] = optarg;
 			break;
 		case 'C': /* --control PATH (control.c) */
 			if (!*optarg) {

@@ -5,6 +5,10 @@
  */
 #define _GNU_SOURCE
 #include "vmm.h"
+
+#include <viommu/vfio.h>
+
+#include "iothread.h"
 #include "control.h"
 
 #include <errno.h>
@@ -348,6 +352,18 @@ static int create_vcpu(struct vmm *vm, int id)
 /* ------------------------------------------------------------------------ */
 /* Setup                                                                    */
 
+/* The guest's RAM as the IOMMUs see it. */
+unsigned vmm_ram_regions(struct vmm *vm, struct viommu_mem_region regs[2])
+{
+	unsigned n = 0;
+	regs[n++] = (struct viommu_mem_region){ .gpa = 0, .size = vm->low_ram, .host = vm->ram };
+	if (vm->ram_size > vm->low_ram)
+		regs[n++] = (struct viommu_mem_region){
+			.gpa = VMM_HIGH_RAM_BASE, .size = vm->ram_size - vm->low_ram, .host = vm->ram + vm->low_ram,
+		};
+	return n;
+}
+
 static int memory_setup(struct vmm *vm)
 {
 	vm->ram_size = vm->opts.mem_mib << 20;
@@ -429,12 +445,7 @@ static void ir_changed(void *ctx, uint32_t first, uint32_t count)
 static int iommu_setup(struct vmm *vm)
 {
 	struct viommu_mem_region regs[2];
-	unsigned n = 0;
-	regs[n++] = (struct viommu_mem_region){ .gpa = 0, .size = vm->low_ram, .host = vm->ram };
-	if (vm->ram_size > vm->low_ram)
-		regs[n++] = (struct viommu_mem_region){
-			.gpa = VMM_HIGH_RAM_BASE, .size = vm->ram_size - vm->low_ram, .host = vm->ram + vm->low_ram,
-		};
+	unsigned n = vmm_ram_regions(vm, regs);
 	struct viommu_config cfg = {
 		.size = sizeof(cfg),
 		.mem = { .size = sizeof(cfg.mem), .regions = regs, .nr_regions = n },
@@ -454,6 +465,11 @@ static int iommu_setup(struct vmm *vm)
 	if (r || !vm->opts.vtd)
 		return r;
 	/* A VT-d unit: devices DMA as the guest's context entries say. */
+	/* Assigned devices follow the guest's mappings into the host IOMMU
+	 * through map notifiers, which need the guest to invalidate after it
+	 * maps too: caching mode, whatever was asked. */
+	if (vm->opts.nr_vfio)
+		vm->opts.vtd_flags |= VIOMMU_VTD_F_CACHING_MODE;
 	struct viommu_vtd_config vc = {
 		.size = sizeof(vc),
 		.flags = vm->opts.vtd_flags,
@@ -524,6 +540,55 @@ static int platform_setup(struct vmm *vm)
 	return r;
 }
 
+static void vfio_log(void *ctx, enum viommu_log_level lvl, const char *msg)
+{
+	if (lvl <= VIOMMU_LOG_WARN)
+		vmm_log(ctx, "vfio: %s", msg);
+}
+
+/* --vfio-pci: open each host function into one host IOMMU address space and
+ * put it on the bus. Without a virtual IOMMU the space maps all guest RAM at
+ * IOVA = guest-physical. */
+static int vfio_setup(struct vmm *vm)
+{
+	struct viommu_vfio_config vc = { .size = sizeof(vc), .log = vfio_log, .log_ctx = vm };
+	int r = viommu_vfio_create(&vc, &vm->vfio);
+	if (!r)
+		r = viommu_vfio_container_create(vm->vfio, &vm->vfio_c);
+	if (r) {
+		vmm_log(vm, "vfio: %s", strerror(-r));
+		return r;
+	}
+	for (unsigned i = 0; i < vm->opts.nr_vfio; i++) {
+		struct viommu_rid rid;
+		struct pcidev_host host;
+		struct pcidev *dev;
+		r = pci_next_devfn(vm->pci, &rid);
+		if (r)
+			return r;
+		pci_host_template(vm->pci, &host);
+		/* With a virtual IOMMU each device gets its own host IOMMU space. */
+		r = passthrough_create(vm, vm->vfio, vm->vtd ? NULL : vm->vfio_c, vm->opts.vfio[i], rid,
+				       pci_dma_dev(vm->pci, rid), &host, &dev);
+		if (r)
+			return r;
+		r = pci_add_device(vm->pci, dev);
+		if (r) {
+			pcidev_destroy(dev);
+			return r;
+		}
+	}
+	if (vm->vtd)
+		return 0; /* each device's space follows its domain (passthrough.c) */
+	struct viommu_mem_region regs[2];
+	unsigned n = vmm_ram_regions(vm, regs);
+	uint64_t done = 0;
+	r = viommu_vfio_map_ram(vm->vfio_c, regs, n, 0, &done);
+	if (r)
+		vmm_log(vm, "vfio: cannot map guest RAM for the device: %s", strerror(-r));
+	return r;
+}
+
 static int add_devices(struct vmm *vm)
 {
 	struct pcidev_host host;
@@ -543,6 +608,11 @@ static int add_devices(struct vmm *vm)
 			return r;
 		}
 		r = pci_add_device(vm->pci, dev);
+		if (r)
+			return r;
+	}
+	if (vm->opts.nr_vfio) {
+		r = vfio_setup(vm);
 		if (r)
 			return r;
 	}
@@ -626,6 +696,8 @@ int vmm_run(struct vmm *vm)
 	}
 	r = vmm_routes_create(vm);
 	if (!r)
+		r = iothread_create(&vm->io);
+	if (!r)
 		r = platform_setup(vm);
 	if (!r)
 		r = serial_create(vm, vm->opts.serial, &vm->serial);
@@ -671,6 +743,10 @@ int vmm_run(struct vmm *vm)
 	sigaddset(&block, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &block, NULL);
 
+	if (iothread_start(vm->io)) {
+		vmm_log(vm, "cannot start the I/O thread");
+		return VMM_EXIT_ERROR;
+	}
 	for (unsigned i = 0; i < vm->nr_cpus; i++) {
 		if (pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i])) {
 			vmm_request_exit(vm, VMM_EXIT_ERROR, "cannot start vCPU thread");
@@ -697,7 +773,13 @@ int vmm_run(struct vmm *vm)
 
 void vmm_teardown(struct vmm *vm)
 {
+	/* Devices unwire their eventfds from the I/O thread as they go; then
+	 * the thread stops, and the host IOMMU space goes once the assigned
+	 * devices are closed. */
 	pci_destroy(vm->pci);
+	iothread_destroy(vm->io);
+	viommu_vfio_container_destroy(vm->vfio_c);
+	viommu_vfio_destroy(vm->vfio);
 	viommu_ir_notifier_remove(vm->ir_notifier);
 	viommu_vtd_destroy(vm->vtd);
 	ioapic_destroy(vm->ioapic);

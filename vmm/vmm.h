@@ -55,6 +55,7 @@
 #define VMM_COM1_IRQ       4u
 #define VMM_MAX_CPUS       64u
 #define VMM_MAX_PCI_DEVS   31u
+#define VMM_MAX_VFIO       8u
 #define VMM_MAX_GSI        1024u /* KVM routes: IOAPIC pins, then irqfd MSIs */
 
 struct vmm;
@@ -81,6 +82,10 @@ struct serial;
 struct ioapic;
 struct pci_bus;
 struct vmm_routes;
+struct iothread;
+typedef struct viommu_vfio viommu_vfio;
+typedef struct viommu_vfio_container viommu_vfio_container;
+typedef struct viommu_vfio_shadow viommu_vfio_shadow;
 
 enum vmm_exit {
 	VMM_EXIT_RUNNING = -1,
@@ -103,6 +108,8 @@ struct vmm_opts {
 	uint32_t vtd_aw;
 	uint32_t vtd_fault_records;
 	int edu;            /* add an edu DMA test device */
+	const char *vfio[VMM_MAX_VFIO]; /* --vfio-pci BDFs */
+	unsigned nr_vfio;
 	int stats;          /* print the IOMMU's counters at exit */
 	const char *control; /* --control PATH: the control socket (control.c) */
 };
@@ -124,6 +131,9 @@ struct vmm {
 
 	struct serial *serial;
 	struct ioapic *ioapic;
+	struct iothread *io;         /* doorbells and device eventfds, off the vCPUs */
+	viommu_vfio *vfio;           /* --vfio-pci: the VFIO context and host IOMMU space */
+	viommu_vfio_container *vfio_c;
 	struct vmm_routes *routes; /* KVM's GSI routing table (irqroute.c) */
 	viommu_ir_notifier *ir_notifier; /* interrupt routes follow the guest's IEC invalidations */
 	struct pci_bus *pci;
@@ -153,6 +163,8 @@ int vmm_signal_msi(struct vmm *vm, uint64_t addr, uint32_t data);
 /* Deliver an MSI from a requester: through interrupt remapping when on. */
 int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data);
 void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);
+/* Guest RAM as a region table (1 or 2 regions). */
+unsigned vmm_ram_regions(struct vmm *vm, struct viommu_mem_region regs[2]);
 void vmm_log(struct vmm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The IOAPIC's requester ID (bus 0, device 31, function 0). */
@@ -182,6 +194,10 @@ void vmm_routes_destroy(struct vmm *vm);
 int vmm_route_alloc(struct vmm *vm, unsigned *gsi);
 void vmm_route_free(struct vmm *vm, unsigned gsi);
 int vmm_route_set(struct vmm *vm, const struct vmm_route_update *u, unsigned n);
+
+/* passthrough.c: a host PCI function assigned with VFIO. */
+int passthrough_create(struct vmm *vm, viommu_vfio *v, viommu_vfio_container *c, const char *bdf,
+		       struct viommu_rid rid, viommu_dev *dma, const struct pcidev_host *host, struct pcidev **out);
 
 /* ioapic.c */
 int ioapic_create(struct vmm *vm, struct ioapic **out);

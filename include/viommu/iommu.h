@@ -152,6 +152,9 @@ VIOMMU_API int viommu_domain_destroy(viommu_domain *d);
 
 VIOMMU_API uint32_t viommu_domain_id(const viommu_domain *d);
 
+/** The domain's type (0 for NULL). */
+VIOMMU_API enum viommu_domain_type viommu_domain_get_type(const viommu_domain *d);
+
 /**
  * Guest-owned table: point the domain at a new root (guest address). The
  * domain's cached translations are dropped before this returns.
@@ -213,6 +216,31 @@ VIOMMU_API int viommu_dev_attach(viommu_dev *dev, uint32_t pasid, viommu_domain 
 /** Block (device, PASID) again; once this returns, nothing cached for the
  *  attachment is used. Errors: -ENOENT (not attached), -EINVAL. */
 VIOMMU_API int viommu_dev_detach(viommu_dev *dev, uint32_t pasid);
+
+/**
+ * The domain (device, PASID) is attached to now, or NULL (blocked). It stays
+ * valid while the attachment lasts: a consumer that keeps it (a map notifier
+ * on it) hears of the change through the attach notifier first.
+ */
+VIOMMU_API viommu_domain *viommu_dev_domain(viommu_dev *dev, uint32_t pasid);
+
+/*
+ * Told after an attachment of the device changed: viommu_dev_attach (d = the
+ * domain, also when it is the same one again) and viommu_dev_detach (d =
+ * NULL), once the change has taken effect. A consumer that follows the
+ * device's translations outside the library (VFIO shadowing a passthrough
+ * device's domain into the host IOMMU) moves to the new domain here, before
+ * the attach returns to the front-end that made it (so before the guest's
+ * context invalidation completes). Called on the attaching thread with no
+ * lock of the core held (a front-end may hold its own): it may call
+ * viommu_dev_domain and add or remove map notifiers, but must not attach or
+ * detach this device.
+ */
+typedef void (*viommu_attach_notify_fn)(void *ctx, viommu_dev *dev, uint32_t pasid, viommu_domain *d);
+
+/** Install (fn NULL: remove) the device's attach notifier; one per device.
+ *  Errors: -EINVAL. */
+VIOMMU_API int viommu_dev_set_attach_notify(viommu_dev *dev, viommu_attach_notify_fn fn, void *ctx);
 
 /* ------------------------------------------------------------------------ */
 /* Exclusion (in the spirit of AMD's Device Exclusion Vector)               */

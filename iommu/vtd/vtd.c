@@ -456,7 +456,11 @@ static void devs_refresh(struct viommu_vtd *t, dev_match_fn match, uint32_t a, u
 			struct vtd_dev *vd = &bv[devfn];
 			struct viommu_rid rid = { .segment = t->cfg.segment, .bus = (uint8_t)bus, .devfn = (uint8_t)devfn };
 			struct viommu_fault_record f;
-			if (!vd->dev || !vd->attached || (match && !match(vd, rid, a, b)))
+			/* Requesters not attached yet are resolved too: one
+			 * whose DMA the core never translates (a passthrough
+			 * device whose consumer follows its domain) has no
+			 * other moment to be. */
+			if (!vd->dev || (match && !match(vd, rid, a, b)))
 				continue;
 			memset(&f, 0, sizeof(f));
 			if (resolve_locked(t, vd, rid, &f))
@@ -1176,6 +1180,13 @@ viommu_dev *viommu_vtd_device(viommu_vtd *t, struct viommu_rid rid)
 		goto out;
 	dev = vd->dev;
 	t->nr_devs++;
+	/* Attached now as the guest's structures say (untranslated while
+	 * translation is off), so viommu_dev_domain answers before any DMA. A
+	 * requester that cannot be resolved stays blocked and is resolved
+	 * again on its first DMA, which records the fault. */
+	struct viommu_fault_record f;
+	memset(&f, 0, sizeof(f));
+	resolve_locked(t, vd, rid, &f);
 out:
 	pthread_mutex_unlock(&t->dom_lock);
 	return dev;

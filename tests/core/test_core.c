@@ -2145,6 +2145,71 @@ static void test_fault_seq(void)
 	env_fini(&e);
 }
 
+/* The attach notifier and the queries a consumer that follows a device's
+ * domain uses. */
+struct attach_note {
+	unsigned calls;
+	uint32_t pasid;
+	viommu_domain *d;
+	viommu_domain *seen; /* viommu_dev_domain inside the notifier */
+};
+
+static void on_attach(void *ctx, viommu_dev *dev, uint32_t pasid, viommu_domain *d)
+{
+	struct attach_note *n = ctx;
+	n->calls++;
+	n->pasid = pasid;
+	n->d = d;
+	n->seen = viommu_dev_domain(dev, pasid);
+}
+
+static void test_attach_notify(void)
+{
+	struct env e;
+	struct attach_note n = { 0 };
+	core_case("attach notifier");
+	if (!CHECK_EQ(env_init(&e, 0), 0))
+		return;
+	struct viommu_rid rid = { .segment = 0, .bus = 3, .devfn = 8 };
+	viommu_dev *dev = NULL;
+	CHECK_EQ(viommu_dev_create(e.v, rid, &dev), 0);
+	viommu_domain *a = DOM(&e, VIOMMU_DOMAIN_PAGING, VIOMMU_DOMAIN_F_HOST_OWNED, pt_cfg(VIOMMU_PT_X86_64, 4, 0, 0));
+	viommu_domain *b = DOM(&e, VIOMMU_DOMAIN_IDENTITY, 0, pt_cfg(VIOMMU_PT_X86_64, 4, 0, 0));
+	CHECK_EQ(viommu_domain_get_type(a), VIOMMU_DOMAIN_PAGING);
+	CHECK_EQ(viommu_domain_get_type(b), VIOMMU_DOMAIN_IDENTITY);
+	CHECK_EQ(viommu_domain_get_type(NULL), 0);
+	CHECK(viommu_dev_domain(dev, NOPASID) == NULL);
+	CHECK(viommu_dev_domain(NULL, NOPASID) == NULL);
+	CHECK(viommu_dev_domain(dev, VIOMMU_PASID_MAX + 1) == NULL);
+	CHECK_EQ(viommu_dev_set_attach_notify(NULL, on_attach, &n), -EINVAL);
+	CHECK_EQ(viommu_dev_set_attach_notify(dev, on_attach, &n), 0);
+	ATTACH(dev, NOPASID, a, NULL);
+	CHECK_EQ(n.calls, 1);
+	CHECK_EQ(n.pasid, NOPASID);
+	CHECK(n.d == a);
+	CHECK(n.seen == a); /* told after the change took effect */
+	ATTACH(dev, 5, b, NULL);
+	CHECK_EQ(n.calls, 2);
+	CHECK_EQ(n.pasid, 5);
+	CHECK(n.d == b && n.seen == b);
+	CHECK(viommu_dev_domain(dev, NOPASID) == a);
+	ATTACH(dev, NOPASID, a, NULL); /* the same domain again is told too */
+	CHECK_EQ(n.calls, 3);
+	CHECK_EQ(viommu_dev_detach(dev, NOPASID), 0);
+	CHECK_EQ(n.calls, 4);
+	CHECK(n.d == NULL && n.seen == NULL);
+	CHECK_EQ(viommu_dev_detach(dev, NOPASID), -ENOENT); /* nothing changed: not told */
+	CHECK_EQ(n.calls, 4);
+	/* A failed attach changes nothing and is not told. */
+	CHECK_EQ(viommu_dev_attach(dev, VIOMMU_PASID_MAX + 1, a, NULL), -EINVAL);
+	CHECK_EQ(n.calls, 4);
+	CHECK_EQ(viommu_dev_set_attach_notify(dev, NULL, NULL), 0);
+	ATTACH(dev, NOPASID, b, NULL);
+	CHECK_EQ(n.calls, 4);
+	CHECK(viommu_dev_domain(dev, NOPASID) == b);
+	env_fini(&e);
+}
+
 int main(void)
 {
 	test_create();
@@ -2162,6 +2227,7 @@ int main(void)
 	test_notifiers_guest();
 	test_dma();
 	test_fault_seq();
+	test_attach_notify();
 	core_case("%s", "");
 	return core_check_done("test_core");
 }

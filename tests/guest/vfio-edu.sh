@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# guest_vfio_edu_direct / guest_vfio_edu_vtd: viommu-vmm --vfio-pci assigns a
+# real PCI device to its guest through the real kernel VFIO. In the nested
+# harness, L1's QEMU provides the device (QEMU's edu, behind its own
+# intel-iommu, -M kernel-irqchip=split) and L1's Linux binds it to vfio-pci
+# (tests/guest/vfio-bind.sh); viommu-vmm in L1 gives it to the L2 guest, where
+# edu-dma (tests/guest/edu-dma.c, proven against QEMU's own edu by
+# guest_edu_dma_qemu) drives its DMA and interrupt:
+#   direct  no IOMMU in L2: all L2 RAM is mapped in L1's IOMMU at IOVA =
+#           guest-physical; edu-dma --direct checks data both ways;
+#   vtd     viommu's VT-d in L2 (intel_iommu=on) and L2's own vfio-pci:
+#           the mappings L2 makes are shadowed into L1's IOMMU as L2
+#           invalidates them (caching mode); edu-dma --vfio checks data both
+#           ways, the MSI (remapped by viommu), and that DMAs to a read-only
+#           and to an unmapped IOVA are stopped; each such DMA must then show
+#           up as a fault in L1's kernel log (the host IOMMU's report: VFIO
+#           type1 does not pass it on to userspace, so L2 does not see it).
+#
+#   tests/guest/vfio-edu.sh direct|vtd VIOMMU_VMM IMAGE_DIR WORK_DIR EDU_DMA
+#
+# Exit status: 0 pass, 77 skip (no kernel package can be downloaded), else fail.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+USAGE="usage: vfio-edu.sh direct|vtd VIOMMU_VMM IMAGE_DIR WORK_DIR EDU_DMA"
+MODE=${1:?$USAGE}
+VMM=${2:?$USAGE}
+IMG=${3:?$USAGE}
+WORK=${4:?$USAGE}
+PROGRAM=${5:?$USAGE}
+
+fail() {
+	echo "vfio-edu ($MODE): FAIL: $*" >&2
+	exit 1
+}
+
+[ -x "$VMM" ] || fail "$VMM is not an executable (build the viommu-vmm target)"
+[ -x "$PROGRAM" ] || fail "$PROGRAM is not an executable (build the edu-dma target)"
+"$ROOT/scripts/guest-image" "$IMG"
+rc=$?
+if [ "$rc" -eq 77 ]; then
+	echo "vfio-edu ($MODE): SKIP: no Debian kernel package could be downloaded (see above)"
+	exit 77
+fi
+[ "$rc" -eq 0 ] || fail "scripts/guest-image failed with status $rc"
+
+rm -rf "$WORK"
+mkdir -p "$WORK/overlay/bin" || fail "cannot create $WORK"
+install -m 0755 "$PROGRAM" "$WORK/overlay/bin/edu-dma" || fail "cannot copy $PROGRAM"
+{
+	cat "$IMG/initrd.img"
+	(cd "$WORK/overlay" && find bin -print0 | cpio --null -o -H newc --owner=0:0 --quiet | gzip -n)
+} >"$WORK/initrd-edu-dma.img" || fail "cannot write $WORK/initrd-edu-dma.img"
+rm -rf "$WORK/overlay"
+
+# L2's RAM stays below 256 MiB: QEMU's edu masks DMA addresses to 28 bits.
+VMM_CMD=("$ROOT/tests/guest/vfio-bind.sh" 1234:11e8 "$VMM" --memory 200 --cpus 1 --serial stdio)
+case "$MODE" in
+direct)
+	APPEND="quiet vm.edu_mode=direct"
+	;;
+vtd)
+	VMM_CMD+=(--iommu vtd)
+	APPEND="quiet intel_iommu=on vm.modules=vfio_pci,vfio_iommu_type1 vm.edu_mode=vfio vm.edu_faults=host"
+	;;
+*) echo "$USAGE" >&2; exit 2 ;;
+esac
+
+# After the VMM, L1 shows its IOMMU's fault lines (the wrapper's stderr).
+"$ROOT/scripts/guest-run" --kernel "$IMG/vmlinuz" --initrd "$WORK/initrd-edu-dma.img" \
+	--test "$ROOT/tests/guest/edu-dma-guest.sh" --workdir "$WORK" --timeout 280 --append "$APPEND" \
+	--nested-arg --qemu-args \
+	--nested-arg "-M kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on -device edu" \
+	--nested-args "--append intel_iommu=on --append iommu=pt --modules vfio,vfio_iommu_type1,vfio_pci" \
+	-- env VFIO_BIND_DMESG=1 "${VMM_CMD[@]}" 2>"$WORK/l1.err"
+rc=$?
+cat "$WORK/l1.err" >&2
+[ "$rc" -eq 0 ] || fail "scripts/guest-run failed with status $rc (log $WORK/serial.log)"
+TXT=$WORK/serial.txt
+tr -d '\r' <"$WORK/serial.log" >"$TXT" || fail "cannot read $WORK/serial.log"
+grep -qx "edu-dma-guest: $MODE PASS" "$TXT" || grep -qx "edu-dma-guest: vfio PASS" "$TXT" ||
+	fail "the guest's PASS line is not in $WORK/serial.log"
+checks=$(grep -c '^edu-dma: PASS: ' "$TXT")
+if [ "$MODE" = vtd ]; then
+	n=0
+	while read -r _ _ kind iova; do
+		case "$kind" in
+		read) what="DMA Read" ;;
+		write) what="DMA Write" ;;
+		*) fail "unknown fault kind '$kind'" ;;
+		esac
+		want="DMAR: [$what NO_PASID] Request device [00:01.0] fault addr $iova "
+		line=$(grep -F "$want" "$WORK/l1.err" | head -n 1)
+		[ -n "$line" ] || fail "L1's IOMMU did not report the blocked DMA '$want' (see $WORK/l1.err)"
+		echo "vfio-edu (vtd): host IOMMU fault: ${line#*DMAR: }"
+		n=$((n + 1))
+	done < <(grep '^edu-dma-guest: host-fault ' "$TXT")
+	[ "$n" -gt 0 ] || fail "the guest named no blocked DMA"
+	echo "vfio-edu (vtd): $checks checks passed in L2, $n blocked DMAs reported by L1's IOMMU"
+else
+	echo "vfio-edu (direct): $checks checks passed in L2"
+fi
+echo "vfio-edu ($MODE): PASS"

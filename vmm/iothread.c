@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VMM's I/O thread: one epoll loop that serves file descriptors (KVM
+ * ioeventfds, VFIO interrupt eventfds, timers) off the vCPU threads, so a
+ * guest's doorbell write costs an exit into KVM only, not a trip to
+ * userspace on the vCPU that wrote it.
+ *
+ * Handlers are registered before the thread starts or while it runs; a
+ * handler is never called after iothread_del returns (del waits for a call
+ * in progress when it runs on another thread). Handlers run one at a time on
+ * the I/O thread.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "iothread.h"
+
+struct io_handler {
+	struct io_handler *next;
+	int fd;
+	iothread_fn fn;
+	void *ctx;
+};
+
+struct iothread {
+	int epfd;
+	int stopfd;
+	pthread_t thread;
+	int started;
+	pthread_mutex_t lock;   /* the handler list */
+	pthread_mutex_t run;    /* held while a handler runs */
+	struct io_handler *handlers;
+};
+
+int iothread_create(struct iothread **out)
+{
+	struct iothread *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->run, NULL);
+	t->stopfd = -1;
+	t->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (t->epfd < 0)
+		goto err;
+	t->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->stopfd < 0)
+		goto err;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->stopfd, &ev) < 0)
+		goto err;
+	*out = t;
+	return 0;
+err:;
+	int e = -errno;
+	iothread_destroy(t);
+	return e;
+}
+
+int iothread_add(struct iothread *t, int fd, iothread_fn fn, void *ctx)
+{
+	struct io_handler *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->fd = fd;
+	h->fn = fn;
+	h->ctx = ctx;
+	pthread_mutex_lock(&t->lock);
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = h };
+	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int e = -errno;
+		pthread_mutex_unlock(&t->lock);
+		free(h);
+		return e;
+	}
+	h->next = t->handlers;
+	t->handlers = h;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+int iothread_del(struct iothread *t, int fd)
+{
+	pthread_mutex_lock(&t->lock);
+	struct io_handler **pp = &t->handlers;
+	while (*pp && (*pp)->fd != fd)
+		pp = &(*pp)->next;
+	struct io_handler *h = *pp;
+	if (!h) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOENT;
+	}
+	*pp = h->next;
+	epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, NULL);
+	pthread_mutex_unlock(&t->lock);
+	/* An event for h may already be out of epoll_wait: wait for the loop to
+	 * finish the handler it runs (unless we are that handler), then the
+	 * loop finds h gone from the list before it calls it. */
+	if (!t->started || !pthread_equal(pthread_self(), t->thread)) {
+		pthread_mutex_lock(&t->run);
+		pthread_mutex_unlock(&t->run);
+	}
+	free(h);
+	return 0;
+}
+
+/* Is h still registered? (An event may name a handler deleted since.) */
+static int handler_live(struct iothread *t, const struct io_handler *h)
+{
+	for (const struct io_handler *p = t->handlers; p; p = p->next)
+		if (p == h)
+			return 1;
+	return 0;
+}
+
+static void *loop(void *arg)
+{
+	struct iothread *t = arg;
+	struct epoll_event evs[32];
+	for (;;) {
+		int n = epoll_wait(t->epfd, evs, 32, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct io_handler *h = evs[i].data.ptr;
+			if (!h)
+				return NULL; /* the stop eventfd */
+			pthread_mutex_lock(&t->run);
+			pthread_mutex_lock(&t->lock);
+			int live = handler_live(t, h);
+			pthread_mutex_unlock(&t->lock);
+			if (live)
+				h->fn(h->ctx, h->fd);
+			pthread_mutex_unlock(&t->run);
+		}
+	}
+	return NULL;
+}
+
+int iothread_start(struct iothread *t)
+{
+	int r = -pthread_create(&t->thread, NULL, loop, t);
+	if (!r)
+		t->started = 1;
+	return r;
+}
+
+void iothread_destroy(struct iothread *t)
+{
+	if (!t)
+		return;
+	if (t->started) {
+		uint64_t one = 1;
+		if (write(t->stopfd, &one, sizeof(one)) != sizeof(one)) {
+			/* An eventfd write only fails when the counter would
+			 * overflow, which means a stop is already pending. */
+		}
+		pthread_join(t->thread, NULL);
+	}
+	while (t->handlers) {
+		struct io_handler *h = t->handlers;
+		t->handlers = h->next;
+		free(h);
+	}
+	if (t->stopfd >= 0)
+		close(t->stopfd);
+	if (t->epfd >= 0)
+		close(t->epfd);
+	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->run);
+	free(t);
+}
+
+int iothread_drain(int fd)
+{
+	uint64_t v;
+	ssize_t n = read(fd, &v, sizeof(v));
+	return n == (ssize_t)sizeof(v) ? 1 : 0;
+}
