@@ -34,7 +34,9 @@ static void usage(FILE *f)
 		"                       domain, still checked against guest memory)\n"
 		"  --iommu vtd[,x2apic=on|off][,fault-records=N][,aw-bits=39|48|57][,caching-mode=on|off]\n"
 		"                       an Intel VT-d IOMMU for the guest (DMA remapping, queued\n"
-		"                       invalidation, interrupt remapping in x2APIC or xAPIC mode)\n"
+		"                       invalidation, interrupt remapping in x2APIC or xAPIC mode);\n"
+		"                       iq-thread=on: register reads from a read-only mirror and\n"
+		"                       the invalidation queue served by the I/O thread\n"
 		"  --serial stdio|FILE  where COM1 goes (default stdio)\n"
 		"  --edu                add a DMA test device with QEMU edu's registers\n"
 		"  --vfio-pci BDF       assign the host PCI function BDF (bound to vfio-pci) to\n"
@@ -101,9 +103,11 @@ static int parse_iommu(struct vmm_opts *o, const char *arg)
 			o->vtd_fault_records = (uint32_t)n;
 		} else if (!strcmp(opt, "aw-bits") && !parse_u64(val, &n) && (n == 39 || n == 48 || n == 57)) {
 			o->vtd_aw = (uint32_t)n;
+		} else if (!strcmp(opt, "iq-thread") && (!strcmp(val, "on") || !strcmp(val, "off"))) {
+			o->vtd_iq_thread = !strcmp(val, "on");
 		} else {
 			fprintf(stderr, "viommu-vmm: --iommu vtd: bad option '%s=%s' (x2apic=on|off, caching-mode=on|off, "
-				"fault-records=1..128, aw-bits=39|48|57)\n", opt, val);
+				"fault-records=1..128, aw-bits=39|48|57, iq-thread=on|off)\n", opt, val);
 			return -1;
 		}
 	}
@@ -230,6 +234,9 @@ int main(int argc, char **argv)
 			(unsigned long long)st.faults, (unsigned long long)st.invalidations,
 			(unsigned long long)st.irqs_remapped, (unsigned long long)st.irqs_passed,
 			(unsigned long long)st.irq_faults);
+		if (vm.vtd_doorbells)
+			fprintf(stderr, "viommu-vmm: vtd iq_doorbells=%llu (served by the I/O thread)\n",
+				(unsigned long long)__atomic_load_n(&vm.vtd_doorbells_rung, __ATOMIC_RELAXED));
 	}
 	vmm_teardown(&vm);
 	if (code < 0)

@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <viommu/faultlog.h>
@@ -442,6 +444,140 @@ static void ir_changed(void *ctx, uint32_t first, uint32_t count)
 	ioapic_refresh_routes(vm->ioapic);
 }
 
+/*
+ * --iommu vtd, off the vCPUs' slow path (iq-thread=on):
+ *  - register reads come from a read-only KVM memory slot over the register
+ *    page that the unit keeps current (viommu_vtd_set_mirror): a guest that
+ *    polls FSTS while it waits for an invalidation costs no exit;
+ *  - the invalidation queue doorbell (a write of IQT) is a KVM ioeventfd per
+ *    tail value (an ioeventfd does not carry the value written, so each value
+ *    has its own), served by the I/O thread: the vCPU that submits does not
+ *    wait in user space while the queue is processed. A value without an
+ *    ioeventfd (a queue longer than Linux's 256 entries) exits as before.
+ * Writes to other registers exit as usual (a read-only slot turns writes
+ * into MMIO exits).
+ */
+#define VTD_IQT_OFF 0x88u /* VT-d 11.4.9.2, Invalidation Queue Tail */
+#define VTD_DOORBELLS 256u
+#define VMM_SLOT_VTD_MIRROR 200u
+
+struct vtd_doorbell {
+	struct vmm *vm;
+	uint32_t value;
+	int fd;
+};
+
+static void vtd_timer_arm(struct vmm *vm, uint64_t ns);
+
+static void vtd_doorbell_rang(void *ctx, int fd)
+{
+	struct vtd_doorbell *db = ctx;
+	if (!iothread_drain(fd))
+		return;
+	__atomic_fetch_add(&db->vm->vtd_doorbells_rung, 1, __ATOMIC_RELAXED);
+	viommu_vtd_mmio_write(db->vm->vtd, VTD_IQT_OFF, db->value, 4);
+	vtd_timer_arm(db->vm, viommu_vtd_poll(db->vm->vtd));
+}
+
+/* A completion delayed by fault injection is due: with the mirror no
+ * register read reaches the unit to notice, so a timer does. */
+static void vtd_timer_fired(void *ctx, int fd)
+{
+	struct vmm *vm = ctx;
+	uint64_t n;
+	if (read(fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	vtd_timer_arm(vm, viommu_vtd_poll(vm->vtd));
+}
+
+static void vtd_timer_arm(struct vmm *vm, uint64_t ns)
+{
+	if (!ns || vm->vtd_timer < 0)
+		return;
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) } };
+	timerfd_settime(vm->vtd_timer, 0, &its, NULL);
+}
+
+static int vtd_fastpath_setup(struct vmm *vm)
+{
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0 ||
+	    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD) <= 0) {
+		vmm_log(vm, "vtd: KVM has no read-only memory slots or ioeventfds: the invalidation queue is served on the vCPUs");
+		return 0;
+	}
+	vm->vtd_mirror = mmap(NULL, VIOMMU_VTD_MMIO_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (vm->vtd_mirror == MAP_FAILED) {
+		vm->vtd_mirror = NULL;
+		return -errno;
+	}
+	int r = viommu_vtd_set_mirror(vm->vtd, vm->vtd_mirror);
+	if (r)
+		return r;
+	struct kvm_userspace_memory_region slot = {
+		.slot = VMM_SLOT_VTD_MIRROR,
+		.flags = KVM_MEM_READONLY,
+		.guest_phys_addr = VMM_VTD_BASE,
+		.memory_size = VIOMMU_VTD_MMIO_SIZE,
+		.userspace_addr = (uintptr_t)vm->vtd_mirror,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+		return -errno;
+	vm->vtd_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (vm->vtd_timer < 0)
+		return -errno;
+	r = iothread_add(vm->io, vm->vtd_timer, vtd_timer_fired, vm);
+	if (r)
+		return r;
+	/* Linux's queue has 256 descriptors: tails of 16 bytes apart, or 32
+	 * with 256-bit descriptors (scalable mode). */
+	unsigned shift = 4;
+	vm->vtd_doorbells = calloc(VTD_DOORBELLS, sizeof(*vm->vtd_doorbells));
+	if (!vm->vtd_doorbells)
+		return -ENOMEM;
+	for (unsigned i = 0; i < VTD_DOORBELLS; i++) {
+		struct vtd_doorbell *db = &vm->vtd_doorbells[i];
+		db->vm = vm;
+		db->value = i << shift;
+		db->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (db->fd < 0)
+			return -errno;
+		vm->nr_vtd_doorbells = i + 1;
+		struct kvm_ioeventfd ioe = {
+			.datamatch = db->value,
+			.addr = VMM_VTD_BASE + VTD_IQT_OFF,
+			.len = 4,
+			.fd = db->fd,
+			.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+		};
+		if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &ioe) < 0)
+			return -errno;
+		r = iothread_add(vm->io, db->fd, vtd_doorbell_rang, db);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static void vtd_fastpath_teardown(struct vmm *vm)
+{
+	for (unsigned i = 0; i < vm->nr_vtd_doorbells; i++) {
+		struct vtd_doorbell *db = &vm->vtd_doorbells[i];
+		if (db->fd >= 0)
+			close(db->fd);
+	}
+	free(vm->vtd_doorbells);
+	vm->vtd_doorbells = NULL;
+	vm->nr_vtd_doorbells = 0;
+	if (vm->vtd_timer >= 0)
+		close(vm->vtd_timer);
+	vm->vtd_timer = -1;
+	if (vm->vtd)
+		viommu_vtd_set_mirror(vm->vtd, NULL);
+	if (vm->vtd_mirror)
+		munmap(vm->vtd_mirror, VIOMMU_VTD_MMIO_SIZE);
+	vm->vtd_mirror = NULL;
+}
+
 static int iommu_setup(struct vmm *vm)
 {
 	struct viommu_mem_region regs[2];
@@ -638,6 +774,7 @@ int vmm_run(struct vmm *vm)
 	int r;
 
 	vm->exit_code = VMM_EXIT_RUNNING;
+	vm->vtd_timer = -1;
 	pthread_mutex_init(&vm->exit_lock, NULL);
 	pthread_rwlock_init(&vm->ranges_lock, NULL);
 
@@ -722,6 +859,14 @@ int vmm_run(struct vmm *vm)
 			return VMM_EXIT_ERROR;
 	}
 
+	if (vm->vtd && vm->opts.vtd_iq_thread) {
+		r = vtd_fastpath_setup(vm);
+		if (r) {
+			vmm_log(vm, "vtd: invalidation queue thread: %s", strerror(-r));
+			return VMM_EXIT_ERROR;
+		}
+	}
+
 	/* --control PATH: start the control socket's server (control.c). */
 	if (vm->opts.control) {
 		struct vmm_control *ctl;
@@ -778,6 +923,7 @@ void vmm_teardown(struct vmm *vm)
 	 * devices are closed. */
 	pci_destroy(vm->pci);
 	iothread_destroy(vm->io);
+	vtd_fastpath_teardown(vm);
 	viommu_vfio_container_destroy(vm->vfio_c);
 	viommu_vfio_destroy(vm->vfio);
 	viommu_ir_notifier_remove(vm->ir_notifier);

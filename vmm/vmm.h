@@ -107,6 +107,7 @@ struct vmm_opts {
 	uint32_t vtd_flags; /* VIOMMU_VTD_F_* */
 	uint32_t vtd_aw;
 	uint32_t vtd_fault_records;
+	int vtd_iq_thread;  /* iq-thread=on: mirror + doorbell on the I/O thread */
 	int edu;            /* add an edu DMA test device */
 	const char *vfio[VMM_MAX_VFIO]; /* --vfio-pci BDFs */
 	unsigned nr_vfio;
@@ -141,6 +142,11 @@ struct vmm {
 	viommu *iommu;
 	viommu_domain *identity;
 	viommu_vtd *vtd;
+	void *vtd_mirror;            /* iq-thread: the register page guests read */
+	int vtd_timer;               /* iq-thread: delayed completions (timerfd) */
+	struct vtd_doorbell *vtd_doorbells;
+	unsigned nr_vtd_doorbells;
+	uint64_t vtd_doorbells_rung; /* atomic */
 
 	pthread_mutex_t exit_lock;
 	int exit_code; /* enum vmm_exit, VMM_EXIT_RUNNING while running */

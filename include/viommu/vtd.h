@@ -107,6 +107,26 @@ VIOMMU_API void viommu_vtd_mmio_write(viommu_vtd *vtd, uint64_t off, uint64_t va
  */
 VIOMMU_API viommu_dev *viommu_vtd_device(viommu_vtd *vtd, struct viommu_rid rid);
 
+/**
+ * Keep a copy of the register page in `page` (VIOMMU_VTD_MMIO_SIZE bytes,
+ * 8-byte aligned, the caller's), current after every access and every fault
+ * recorded: each register reads there as viommu_vtd_mmio_read would return it.
+ * A VMM can map it read-only into the guest (a KVM read-only memory slot), so
+ * register reads need no exit while writes still come to
+ * viommu_vtd_mmio_write. A value is in the copy before the interrupt that
+ * announces it is sent. With a mirror, call viommu_vtd_poll when the time it
+ * returned has passed (register reads no longer reach the unit to notice).
+ * NULL stops. Errors: -EINVAL (NULL unit, misaligned page).
+ */
+VIOMMU_API int viommu_vtd_set_mirror(viommu_vtd *vtd, void *page);
+
+/**
+ * Do what is due by now (a completion delayed by an injection rule) and
+ * return the nanoseconds until the next thing that waits for time, or 0 when
+ * nothing does. Without a mirror, register accesses do this themselves.
+ */
+VIOMMU_API uint64_t viommu_vtd_poll(viommu_vtd *vtd);
+
 /* An IOAPIC the unit remaps, for the DMAR table's device scope. */
 struct viommu_vtd_ioapic {
 	uint8_t id;             /**< its IOAPIC id (as in the MADT) */

@@ -114,6 +114,10 @@ struct viommu_vtd {
 	viommu_domain *identity;
 
 	viommu_fault_queue *fq;
+
+	/* viommu_vtd_set_mirror: a copy of the register page, kept current
+	 * under lock (64-bit stores, so a guest reading it sees whole values). */
+	uint64_t *mirror;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -601,6 +605,8 @@ static void fault_record(struct viommu_vtd *t, const struct viommu_fault_record 
 
 /* The core stored a record in our queue: move everything there into the
  * fault recording registers, in sequence order. */
+static void mirror_update(struct viommu_vtd *t);
+
 static void vtd_fq_notify(void *ctx, const struct viommu_fault_record *unused)
 {
 	struct viommu_vtd *t = ctx;
@@ -618,6 +624,7 @@ static void vtd_fq_notify(void *ctx, const struct viommu_fault_record *unused)
 		viommu_fault_queue_clear_overflow(t->fq);
 		fsts_set(t, VTD_FSTS_PFO, &irq);
 	}
+	mirror_update(t);
 	pthread_mutex_unlock(&t->lock);
 	irqs_send(t, &irq);
 }
@@ -1110,6 +1117,51 @@ static int access_ok(const struct viommu_vtd *t, uint64_t off, unsigned len)
 	return t && (len == 4 || len == 8) && off < VIOMMU_VTD_MMIO_SIZE && !(off & (len - 1));
 }
 
+/* Under lock: the register page as a read would see it, into the mirror. */
+static void mirror_update(struct viommu_vtd *t)
+{
+	if (!t->mirror)
+		return;
+	uint64_t end = VTD_FRO + (uint64_t)t->nfr * 16;
+	for (uint64_t off = 0; off < end && off < VIOMMU_VTD_MMIO_SIZE; off += 8) {
+		uint64_t q;
+		if (!reg64_read(t, off, &q))
+			q = reg32_read(t, off) | (uint64_t)reg32_read(t, off + 4) << 32;
+		__atomic_store_n(&t->mirror[off / 8], q, __ATOMIC_RELEASE);
+	}
+}
+
+int viommu_vtd_set_mirror(viommu_vtd *t, void *page)
+{
+	if (!t || ((uintptr_t)page & 7))
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	t->mirror = page;
+	if (page)
+		memset(page, 0, VIOMMU_VTD_MMIO_SIZE);
+	mirror_update(t);
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+uint64_t viommu_vtd_poll(viommu_vtd *t)
+{
+	struct vtd_irqs irq = { 0 };
+	uint64_t left = 0;
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	deferred_poll(t, &irq);
+	mirror_update(t);
+	if (t->wait_pending) {
+		uint64_t now = now_ns();
+		left = t->wait_deadline_ns > now ? t->wait_deadline_ns - now : 1;
+	}
+	pthread_mutex_unlock(&t->lock);
+	irqs_send(t, &irq);
+	return left;
+}
+
 uint64_t viommu_vtd_mmio_read(viommu_vtd *t, uint64_t off, unsigned len)
 {
 	struct vtd_irqs irq = { 0 };
@@ -1125,6 +1177,7 @@ uint64_t viommu_vtd_mmio_read(viommu_vtd *t, uint64_t off, unsigned len)
 		val = reg32_read(t, off) | (uint64_t)reg32_read(t, off + 4) << 32;
 	else
 		val = reg32_read(t, off);
+	mirror_update(t);
 	pthread_mutex_unlock(&t->lock);
 	irqs_send(t, &irq);
 	return val;
@@ -1151,6 +1204,7 @@ void viommu_vtd_mmio_write(viommu_vtd *t, uint64_t off, uint64_t val, unsigned l
 		if (len == 8)
 			reg32_write(t, off + 4, (uint32_t)(val >> 32), &irq);
 	}
+	mirror_update(t);
 	pthread_mutex_unlock(&t->lock);
 	irqs_send(t, &irq);
 }
