@@ -20,6 +20,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/guest/lib.sh
+. "$ROOT/tests/guest/lib.sh"
 USAGE="usage: edu-dma-qemu.sh IMAGE_DIR WORK_DIR EDU_DMA [vfio|direct]..."
 IMG=${1:?$USAGE}
 WORK=${2:?$USAGE}
@@ -40,23 +42,8 @@ for m in "${MODES[@]}"; do
 	case "$m" in vfio | direct) ;; *) echo "$USAGE" >&2; exit 2 ;; esac
 done
 
-"$ROOT/scripts/guest-image" "$IMG"
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	echo "edu-dma-qemu: SKIP: no Debian kernel package could be downloaded (see above)"
-	exit 77
-fi
-[ "$rc" -eq 0 ] || fail "scripts/guest-image failed with status $rc"
-
-rm -rf "$WORK"
-mkdir -p "$WORK/overlay/bin" || fail "cannot create $WORK"
-install -m 0755 "$PROGRAM" "$WORK/overlay/bin/edu-dma" || fail "cannot copy $PROGRAM"
-# The kernel unpacks concatenated cpio archives in order, adding files.
-{
-	cat "$IMG/initrd.img"
-	(cd "$WORK/overlay" && find bin -print0 | cpio --null -o -H newc --owner=0:0 --quiet | gzip -n)
-} >"$WORK/initrd-edu-dma.img" || fail "cannot write $WORK/initrd-edu-dma.img"
-rm -rf "$WORK/overlay"
+guest_prepare "edu-dma-qemu" "$IMG" "$WORK"
+initrd_with "$IMG" "$WORK/initrd-edu-dma.img" "$PROGRAM" edu-dma
 
 # 256 MiB keeps all guest RAM below edu's 28-bit DMA mask.
 BASE=("$QEMU" -accel kvm -cpu host -m 256 -smp 1 -display none -nodefaults -no-reboot

@@ -14,6 +14,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/guest/lib.sh
+. "$ROOT/tests/guest/lib.sh"
 USAGE="usage: edu.sh qemu|vmm IMAGE_DIR WORK_DIR [VIOMMU_VMM]"
 WHICH=${1:?$USAGE}
 IMG=${2:?$USAGE}
@@ -42,16 +44,7 @@ vmm)
 *) echo "$USAGE" >&2; exit 2 ;;
 esac
 
-"$ROOT/scripts/guest-image" "$IMG"
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	echo "edu ($WHICH): SKIP: no Debian kernel package could be downloaded (see above)"
-	exit 77
-fi
-[ "$rc" -eq 0 ] || fail "scripts/guest-image failed with status $rc"
-
-rm -rf "$WORK"
-mkdir -p "$WORK" || fail "cannot create $WORK"
+guest_prepare "edu ($WHICH)" "$IMG" "$WORK"
 
 "$ROOT/scripts/guest-run" --kernel "$IMG/$KERNEL" --initrd "$IMG/initrd.img" \
 	--test "$ROOT/tests/guest/edu-test.sh" --workdir "$WORK" --timeout 240 --append quiet \

@@ -12,6 +12,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/guest/lib.sh
+. "$ROOT/tests/guest/lib.sh"
 IMG=${1:?usage: qemu-smoke.sh IMAGE_DIR WORK_DIR}
 WORK=${2:?usage: qemu-smoke.sh IMAGE_DIR WORK_DIR}
 QEMU=${VIOMMU_QEMU:-qemu-system-x86_64}
@@ -23,16 +25,7 @@ fail() {
 
 command -v "$QEMU" >/dev/null || fail "$QEMU not found; install the Debian package qemu-system-x86"
 
-"$ROOT/scripts/guest-image" "$IMG"
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	echo "qemu-smoke: SKIP: no Debian kernel package could be downloaded (see above)"
-	exit 77
-fi
-[ "$rc" -eq 0 ] || fail "scripts/guest-image failed with status $rc"
-
-rm -rf "$WORK"
-mkdir -p "$WORK" || fail "cannot create $WORK"
+guest_prepare "qemu-smoke" "$IMG" "$WORK"
 DISK=$WORK/disk.img
 SIZE=$((4 * 1024 * 1024))
 OFF=$((1024 * 1024))

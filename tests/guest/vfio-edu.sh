@@ -22,6 +22,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/guest/lib.sh
+. "$ROOT/tests/guest/lib.sh"
 USAGE="usage: vfio-edu.sh direct|vtd VIOMMU_VMM IMAGE_DIR WORK_DIR EDU_DMA"
 MODE=${1:?$USAGE}
 VMM=${2:?$USAGE}
@@ -36,22 +38,8 @@ fail() {
 
 [ -x "$VMM" ] || fail "$VMM is not an executable (build the viommu-vmm target)"
 [ -x "$PROGRAM" ] || fail "$PROGRAM is not an executable (build the edu-dma target)"
-"$ROOT/scripts/guest-image" "$IMG"
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	echo "vfio-edu ($MODE): SKIP: no Debian kernel package could be downloaded (see above)"
-	exit 77
-fi
-[ "$rc" -eq 0 ] || fail "scripts/guest-image failed with status $rc"
-
-rm -rf "$WORK"
-mkdir -p "$WORK/overlay/bin" || fail "cannot create $WORK"
-install -m 0755 "$PROGRAM" "$WORK/overlay/bin/edu-dma" || fail "cannot copy $PROGRAM"
-{
-	cat "$IMG/initrd.img"
-	(cd "$WORK/overlay" && find bin -print0 | cpio --null -o -H newc --owner=0:0 --quiet | gzip -n)
-} >"$WORK/initrd-edu-dma.img" || fail "cannot write $WORK/initrd-edu-dma.img"
-rm -rf "$WORK/overlay"
+guest_prepare "vfio-edu ($MODE)" "$IMG" "$WORK"
+initrd_with "$IMG" "$WORK/initrd-edu-dma.img" "$PROGRAM" edu-dma
 
 # L2's RAM stays below 256 MiB: QEMU's edu masks DMA addresses to 28 bits.
 VMM_CMD=("$ROOT/tests/guest/vfio-bind.sh" 1234:11e8 "$VMM" --memory 200 --cpus 1 --serial stdio)

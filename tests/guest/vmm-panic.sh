@@ -13,6 +13,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/guest/lib.sh
+. "$ROOT/tests/guest/lib.sh"
 VMM=${1:?usage: vmm-panic.sh VIOMMU_VMM IMAGE_DIR WORK_DIR}
 IMG=${2:?usage: vmm-panic.sh VIOMMU_VMM IMAGE_DIR WORK_DIR}
 WORK=${3:?usage: vmm-panic.sh VIOMMU_VMM IMAGE_DIR WORK_DIR}
@@ -24,16 +26,7 @@ fail() {
 
 [ -x "$VMM" ] || fail "$VMM is not an executable (build the viommu-vmm target)"
 
-"$ROOT/scripts/guest-image" "$IMG"
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	echo "vmm-panic: SKIP: no Debian kernel package could be downloaded (see above)"
-	exit 77
-fi
-[ "$rc" -eq 0 ] || fail "scripts/guest-image failed with status $rc"
-
-rm -rf "$WORK"
-mkdir -p "$WORK" || fail "cannot create $WORK"
+guest_prepare "vmm-panic" "$IMG" "$WORK"
 WORK=$(realpath "$WORK")
 
 # The VMM runs under a shell that keeps its exit status and standard error in
@@ -61,7 +54,7 @@ GRACE=30
 panic_at=""
 hung=0
 while kill -0 "$GPID" 2>/dev/null; do
-	if [ -z "$panic_at" ] && tr -d '\r' <"$LOG" 2>/dev/null | grep -q 'Kernel panic - not syncing'; then
+	if [ -z "$panic_at" ] && grep -q 'Kernel panic - not syncing' < <(tr -d '\r' <"$LOG" 2>/dev/null); then
 		panic_at=$SECONDS
 	fi
 	if [ -n "$panic_at" ] && [ $((SECONDS - panic_at)) -ge "$GRACE" ]; then
@@ -86,9 +79,9 @@ status=$(cat "$WORK/vmm.status")
 # sysrq handler's, shows the test ran.
 tr -d '\r' <"$LOG" | grep -Eq 'panic-test: crashing the kernel|sysrq: Trigger a crash' ||
 	fail "the guest did not reach the test (see $LOG)"
-tr -d '\r' <"$LOG" | grep -q 'Kernel panic - not syncing: sysrq triggered crash' ||
+grep -q 'Kernel panic - not syncing: sysrq triggered crash' < <(tr -d '\r' <"$LOG") ||
 	fail "no 'Kernel panic - not syncing: sysrq triggered crash' in $LOG"
-if tr -d '\r' <"$LOG" | grep -q 'panic-test: FAIL'; then
+if grep -q 'panic-test: FAIL' < <(tr -d '\r' <"$LOG"); then
 	fail "the guest kept running after the crash (see $LOG)"
 fi
 [ "$status" = 2 ] || fail "viommu-vmm exited with status $status, expected 2 (guest reset); stderr: $(cat "$WORK/vmm.stderr")"

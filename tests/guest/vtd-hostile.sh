@@ -19,6 +19,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/guest/lib.sh
+. "$ROOT/tests/guest/lib.sh"
 USAGE="usage: vtd-hostile.sh VIOMMU_VMM IMAGE_DIR WORK_DIR"
 VMM=${1:?$USAGE}
 IMG=${2:?$USAGE}
@@ -32,16 +34,7 @@ fail() {
 
 [ -x "$VMM" ] || fail "$VMM is not an executable (build the viommu-vmm target)"
 
-"$ROOT/scripts/guest-image" "$IMG"
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	echo "vtd-hostile: SKIP: no Debian kernel package could be downloaded (see above)"
-	exit 77
-fi
-[ "$rc" -eq 0 ] || fail "scripts/guest-image failed with status $rc"
-
-rm -rf "$WORK"
-mkdir -p "$WORK" || fail "cannot create $WORK"
+guest_prepare "vtd-hostile" "$IMG" "$WORK"
 
 "$ROOT/scripts/guest-run" --kernel "$IMG/vmlinuz" --initrd "$IMG/initrd.img" \
 	--test "$ROOT/tests/guest/vtd-hostile-guest.sh" --workdir "$WORK" --timeout 240 \
@@ -51,6 +44,6 @@ rc=$?
 [ "$rc" -eq 0 ] || fail "scripts/guest-run failed with status $rc"
 LOG=$WORK/serial.log
 for want in "(a) PASS" "(b) PASS" "(b') PASS" "(c) PASS" "all checks passed"; do
-	tr -d '\r' <"$LOG" | grep -qF "vtd-hostile: $want" || fail "the guest's '$want' line is not in $LOG"
+	grep -qF "vtd-hostile: $want" < <(tr -d '\r' <"$LOG") || fail "the guest's '$want' line is not in $LOG"
 done
 echo "vtd-hostile: PASS: architectural errors seen by the guest; viommu-vmm stayed up and exited 0"

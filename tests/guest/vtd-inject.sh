@@ -16,6 +16,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/guest/lib.sh
+. "$ROOT/tests/guest/lib.sh"
 VMM=${1:?usage: vtd-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
 CTL=${2:?usage: vtd-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
 IMG=${3:?usage: vtd-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
@@ -30,16 +32,7 @@ fail() {
 [ -x "$VMM" ] || fail "$VMM is not an executable (build the viommu-vmm target)"
 [ -x "$CTL" ] || fail "$CTL is not an executable (build the viommu-ctl target)"
 
-"$ROOT/scripts/guest-image" "$IMG"
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	echo "vtd-inject: SKIP: no Debian kernel package could be downloaded (see above)"
-	exit 77
-fi
-[ "$rc" -eq 0 ] || fail "scripts/guest-image failed with status $rc"
-
-rm -rf "$WORK"
-mkdir -p "$WORK" || fail "cannot create $WORK"
+guest_prepare "vtd-inject" "$IMG" "$WORK"
 WORK=$(cd "$WORK" && pwd -P)
 DISK=$WORK/disk.img
 head -c $((4 * 1024 * 1024)) /dev/urandom >"$DISK" || fail "cannot write $DISK"

@@ -17,6 +17,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/guest/lib.sh
+. "$ROOT/tests/guest/lib.sh"
 VMM=${1:?usage: vtd-smoke.sh VIOMMU_VMM IMAGE_DIR WORK_DIR}
 IMG=${2:?usage: vtd-smoke.sh VIOMMU_VMM IMAGE_DIR WORK_DIR}
 WORK=${3:?usage: vtd-smoke.sh VIOMMU_VMM IMAGE_DIR WORK_DIR MODE}
@@ -29,23 +31,8 @@ fail() {
 
 [ -x "$VMM" ] || fail "$VMM is not an executable (build the viommu-vmm target)"
 
-"$ROOT/scripts/guest-image" "$IMG"
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	echo "vtd-smoke: SKIP: no Debian kernel package could be downloaded (see above)"
-	exit 77
-fi
-[ "$rc" -eq 0 ] || fail "scripts/guest-image failed with status $rc"
-
-rm -rf "$WORK"
-mkdir -p "$WORK" || fail "cannot create $WORK"
-DISK=$WORK/disk.img
-SIZE=$((4 * 1024 * 1024))
-OFF=$((1024 * 1024))
-LEN=65536
-head -c "$SIZE" /dev/urandom >"$DISK" || fail "cannot write $DISK"
-cp "$DISK" "$WORK/disk.orig"
-SHA=$(sha256sum "$DISK" | cut -d' ' -f1)
+guest_prepare "vtd-smoke" "$IMG" "$WORK"
+smoke_disk "$WORK"
 
 X2=on
 EXTRA=""
@@ -68,12 +55,7 @@ rc=$?
 cat "$WORK/vmm.err" >&2
 [ "$rc" -eq 0 ] || fail "scripts/guest-run failed with status $rc"
 
-# The guest's write reached the image, and nothing else changed.
-yes VIOMMU-SMOKE-PATTERN | head -c "$LEN" >"$WORK/pattern"
-cmp -s -n "$LEN" -i "$OFF:0" "$DISK" "$WORK/pattern" ||
-	fail "the image does not hold the pattern at offset $OFF after the guest wrote it"
-cmp -s -n "$OFF" "$DISK" "$WORK/disk.orig" || fail "the image changed before offset $OFF"
-cmp -s -i "$((OFF + LEN))" "$DISK" "$WORK/disk.orig" || fail "the image changed after offset $((OFF + LEN))"
+smoke_disk_check "$WORK"
 if [ "$MODE" = iq-thread ]; then
 	# The guest's invalidations went through the ioeventfd doorbells.
 	rung=$(sed -n 's/.*vtd iq_doorbells=\([0-9]*\).*/\1/p' "$WORK/vmm.err" | tail -n 1)
