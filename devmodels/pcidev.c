@@ -467,6 +467,46 @@ static void msix_deliver_pending(struct pcidev *dev)
 	}
 }
 
+int pcidev_vector_state(struct pcidev *dev, unsigned vec, uint64_t *addr, uint32_t *data)
+{
+	if (!dev || !dev->ops)
+		return -EINVAL;
+	int st = PCIDEV_VECTOR_OFF;
+	uint64_t a = 0;
+	uint32_t d = 0;
+	pthread_mutex_lock(&dev->lock);
+	if (!pcidev_bus_master(dev)) {
+		st = PCIDEV_VECTOR_OFF;
+	} else if (pcidev_msix_enabled(dev)) {
+		if (vec >= dev->msix_nr) {
+			st = PCIDEV_VECTOR_OFF;
+		} else if (msix_masked_all(dev) || msix_vec_masked(dev, vec)) {
+			st = PCIDEV_VECTOR_MASKED;
+		} else {
+			const uint8_t *e = msix_entry(dev, vec);
+			a = rd32(e, PCI_MSIX_ENTRY_ADDR_LO) | ((uint64_t)rd32(e, PCI_MSIX_ENTRY_ADDR_HI) << 32);
+			d = rd32(e, PCI_MSIX_ENTRY_DATA);
+			st = PCIDEV_VECTOR_LIVE;
+		}
+	} else if (pcidev_msi_enabled(dev)) {
+		/* As msi_fire and pcidev_notify compute it. */
+		unsigned o = dev->msi_cap, n = msi_nr_enabled(dev), v = vec & (n - 1);
+		if (rd32(dev->cfg, o + PCI_MSI_MASK_64) & (1u << v)) {
+			st = PCIDEV_VECTOR_MASKED;
+		} else {
+			a = rd32(dev->cfg, o + PCI_MSI_ADDRESS_LO) | ((uint64_t)rd32(dev->cfg, o + PCI_MSI_ADDRESS_HI) << 32);
+			d = (rd16(dev->cfg, o + PCI_MSI_DATA_64) & ~(n - 1)) | v;
+			st = PCIDEV_VECTOR_LIVE;
+		}
+	}
+	pthread_mutex_unlock(&dev->lock);
+	if (addr)
+		*addr = a;
+	if (data)
+		*data = d;
+	return st;
+}
+
 void pcidev_notify(struct pcidev *dev, unsigned vec)
 {
 	if (!dev || !dev->ops)
@@ -552,6 +592,11 @@ static void bars_update(struct pcidev *dev)
 	}
 }
 
+static int cfg_overlaps(unsigned off, unsigned len, unsigned start, unsigned rlen)
+{
+	return off < start + rlen && start < off + len;
+}
+
 void pcidev_config_write(struct pcidev *dev, unsigned off, unsigned len, uint32_t val)
 {
 	if (!dev || !dev->ops || !cfg_access_ok(off, len))
@@ -582,6 +627,10 @@ void pcidev_config_write(struct pcidev *dev, unsigned off, unsigned len, uint32_
 	pthread_mutex_unlock(&dev->lock);
 	if (dev->ops->config_written)
 		dev->ops->config_written(dev, off, len);
+	if (dev->ops->vectors_changed &&
+	    (cfg_overlaps(off, len, PCI_COMMAND, 2) || (dev->msi_cap && cfg_overlaps(off, len, dev->msi_cap, PCI_MSI_CAP_LEN)) ||
+	     (dev->msix_cap && cfg_overlaps(off, len, dev->msix_cap, PCI_MSIX_CAP_LEN))))
+		dev->ops->vectors_changed(dev, 0, ~0u);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -664,6 +713,11 @@ void pcidev_bar_write(struct pcidev *dev, unsigned bar, uint64_t off, uint64_t v
 			}
 			msix_deliver_pending(dev);
 			pthread_mutex_unlock(&dev->lock);
+			if (dev->ops->vectors_changed) {
+				uint64_t first = (off - dev->msix_table_off) / PCI_MSIX_ENTRY_SIZE;
+				uint64_t last = (off + len - 1 - dev->msix_table_off) / PCI_MSIX_ENTRY_SIZE;
+				dev->ops->vectors_changed(dev, (unsigned)first, (unsigned)(last - first + 1));
+			}
 			return;
 		}
 		/* The PBA is read-only (PCI 3.0, 6.8.2.10). */

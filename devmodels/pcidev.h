@@ -88,6 +88,14 @@ struct pcidev_ops {
 	void (*reset)(struct pcidev *dev);
 	/* Free the model's state (the framework frees the pcidev). */
 	void (*destroy)(struct pcidev *dev);
+	/* After the guest changed what MSI or MSI-X vectors send or whether
+	 * they may send: an MSI-X table write (vectors [first, first + count)),
+	 * or a config write that touches the command register or the MSI or
+	 * MSI-X capability (count ~0u: every vector; after config_written).
+	 * pcidev_vector_state says what each vector does now. For a model
+	 * whose interrupts bypass pcidev_notify while a vector is live (an
+	 * assigned device's vectors as KVM irqfds). Called without dev->lock. */
+	void (*vectors_changed)(struct pcidev *dev, unsigned first, unsigned count);
 };
 
 struct pcidev_bar {
@@ -168,6 +176,19 @@ int pcidev_bus_master(const struct pcidev *dev);
 /* MSI / MSI-X enable bits of the capabilities (0 when absent). */
 int pcidev_msi_enabled(const struct pcidev *dev);
 int pcidev_msix_enabled(const struct pcidev *dev);
+
+/* What pcidev_notify(dev, vec) would do now. */
+enum pcidev_vector_state {
+	PCIDEV_VECTOR_OFF = 0, /* neither MSI nor MSI-X is on (INTx), vec is beyond the
+				  MSI-X table, or bus mastering is off (dropped) */
+	PCIDEV_VECTOR_MASKED,  /* masked (vector or function): its pending bit is set */
+	PCIDEV_VECTOR_LIVE,    /* the message *addr / *data is sent */
+};
+/* The state of vector `vec` and, when LIVE, its message (MSI: the data with
+ * the vector in its low bits, as sent; a vector beyond the enabled ones
+ * aliases as pcidev_notify does). addr and data may be NULL. Returns an enum
+ * pcidev_vector_state, or -EINVAL (NULL dev). */
+int pcidev_vector_state(struct pcidev *dev, unsigned vec, uint64_t *addr, uint32_t *data);
 
 /* Device side: signal interrupt vector `vec` (MSI-X entry, MSI vector, or
  * INTx assert when neither is enabled). */

@@ -44,6 +44,12 @@ struct ioapic {
 	int line[VMM_IOAPIC_PINS];
 	uint64_t delivered; /* counters */
 	uint64_t failed;
+	struct eoi_hook {
+		ioapic_eoi_fn fn;
+		void *ctx;
+		unsigned pin;
+	} hooks[VMM_IOAPIC_EOI_HOOKS];
+	unsigned nr_hooks;
 };
 
 static struct viommu_rid ioapic_rid(void)
@@ -154,10 +160,18 @@ void ioapic_set_irq(struct ioapic *io, unsigned pin, int level)
 		fire(io, &f, 1);
 }
 
+/*
+ * The EOI of `vector`: level pins waiting for it drop Remote IRR, their EOI
+ * hooks run (an assigned device's INTx deasserts and is unmasked at the
+ * host there), then a pin whose line is still up fires again. Hooks run
+ * without the lock, as they may set lines.
+ */
 void ioapic_eoi(struct ioapic *io, uint8_t vector)
 {
 	struct ioapic_fire f[VMM_IOAPIC_PINS];
-	unsigned n = 0;
+	struct eoi_hook hooks[VMM_IOAPIC_EOI_HOOKS];
+	unsigned n = 0, nh = 0;
+	uint32_t eoied = 0;
 	if (!io)
 		return;
 	pthread_mutex_lock(&io->lock);
@@ -171,11 +185,52 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector)
 		if ((rte & RTE_VECTOR) != vector)
 			continue;
 		io->rte[pin] &= ~RTE_REMOTE_IRR;
-		if (io->line[pin])
+		eoied |= 1u << pin;
+	}
+	for (unsigned i = 0; i < io->nr_hooks; i++)
+		if (eoied & (1u << io->hooks[i].pin))
+			hooks[nh++] = io->hooks[i];
+	pthread_mutex_unlock(&io->lock);
+	if (!eoied)
+		return;
+	for (unsigned i = 0; i < nh; i++)
+		hooks[i].fn(hooks[i].ctx, hooks[i].pin);
+	pthread_mutex_lock(&io->lock);
+	for (unsigned pin = 0; pin < VMM_IOAPIC_PINS; pin++) {
+		/* Remote IRR set again: the line fired meanwhile. */
+		if ((eoied & (1u << pin)) && io->line[pin] && !(io->rte[pin] & RTE_REMOTE_IRR))
 			n += (unsigned)fire_prepare_locked(io, pin, &f[n]);
 	}
 	pthread_mutex_unlock(&io->lock);
 	fire(io, f, n);
+}
+
+int ioapic_eoi_hook_add(struct ioapic *io, unsigned pin, ioapic_eoi_fn fn, void *ctx)
+{
+	if (!io || !fn || pin >= VMM_IOAPIC_PINS)
+		return -EINVAL;
+	int r = -ENOSPC;
+	pthread_mutex_lock(&io->lock);
+	if (io->nr_hooks < VMM_IOAPIC_EOI_HOOKS) {
+		io->hooks[io->nr_hooks++] = (struct eoi_hook){ .fn = fn, .ctx = ctx, .pin = pin };
+		r = 0;
+	}
+	pthread_mutex_unlock(&io->lock);
+	return r;
+}
+
+void ioapic_eoi_hook_del(struct ioapic *io, unsigned pin, ioapic_eoi_fn fn, void *ctx)
+{
+	if (!io)
+		return;
+	pthread_mutex_lock(&io->lock);
+	for (unsigned i = 0; i < io->nr_hooks; i++) {
+		if (io->hooks[i].fn == fn && io->hooks[i].ctx == ctx && io->hooks[i].pin == pin) {
+			io->hooks[i] = io->hooks[--io->nr_hooks];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&io->lock);
 }
 
 static uint64_t ioapic_read(void *ctx, uint64_t off, unsigned len)

@@ -21,10 +21,6 @@
 #define PCI_CMD_MEM 0x2
 #define PCI_CMD_MASTER 0x4
 
-/* PCI INTx: slot s, pin p (0 = INTA) -> GSI 16 + (s + p) % 8, as the DSDT's
- * _PRT says. */
-#define PCI_INTX_GSI(slot, pin) (16u + ((slot) + (pin)) % 8u)
-
 struct pci_slot {
 	struct pcidev *dev;
 	struct pci_bus *bus;
@@ -203,7 +199,7 @@ static void host_intx(void *ctx, struct pcidev *dev, int level)
 	unsigned pin = dev->cfg[0x3d];
 	if (!pin || pin > 4)
 		return;
-	ioapic_set_irq(bus->vm->ioapic, PCI_INTX_GSI(dev->rid.devfn >> 3, pin - 1), level);
+	ioapic_set_irq(bus->vm->ioapic, VMM_PCI_INTX_GSI(dev->rid.devfn >> 3, pin - 1), level);
 }
 
 static void host_log(void *ctx, struct pcidev *dev, const char *msg)

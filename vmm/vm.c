@@ -78,6 +78,60 @@ void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Memory slots beyond guest RAM, and irqfds                                */
+
+int vmm_memslot_add(struct vmm *vm, uint64_t gpa, uint64_t size, void *host, unsigned *slot)
+{
+	uint64_t end;
+	if (!size || ((gpa | size | (uintptr_t)host) & 0xfff) || __builtin_add_overflow(gpa, size, &end))
+		return -EINVAL;
+	/* Claim a free bit; slots are handed out from any thread. */
+	for (unsigned s = VMM_MEMSLOT_FIRST; s < VMM_MAX_MEMSLOTS; s++) {
+		uint64_t bit = 1ull << (s % 64);
+		if (__atomic_fetch_or(&vm->memslots[s / 64], bit, __ATOMIC_ACQ_REL) & bit)
+			continue;
+		struct kvm_userspace_memory_region r = {
+			.slot = s, .guest_phys_addr = gpa, .memory_size = size, .userspace_addr = (uintptr_t)host,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+			int e = -errno;
+			__atomic_fetch_and(&vm->memslots[s / 64], ~bit, __ATOMIC_ACQ_REL);
+			return e;
+		}
+		*slot = s;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+int vmm_memslot_del(struct vmm *vm, unsigned slot)
+{
+	if (slot < VMM_MEMSLOT_FIRST || slot >= VMM_MAX_MEMSLOTS)
+		return -EINVAL;
+	uint64_t bit = 1ull << (slot % 64);
+	if (!(__atomic_load_n(&vm->memslots[slot / 64], __ATOMIC_ACQUIRE) & bit))
+		return -EINVAL;
+	/* Size 0 deletes; once the ioctl returns no vCPU uses the old mapping. */
+	struct kvm_userspace_memory_region r = { .slot = slot };
+	int e = ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+	if (!e)
+		__atomic_fetch_and(&vm->memslots[slot / 64], ~bit, __ATOMIC_ACQ_REL);
+	return e;
+}
+
+int vmm_irqfd(struct vmm *vm, int fd, unsigned gsi, int resample_fd, int assign)
+{
+	struct kvm_irqfd a = { .fd = (uint32_t)fd, .gsi = gsi };
+	if (!assign) {
+		a.flags = KVM_IRQFD_FLAG_DEASSIGN;
+	} else if (resample_fd >= 0) {
+		a.flags = KVM_IRQFD_FLAG_RESAMPLE;
+		a.resamplefd = (uint32_t)resample_fd;
+	}
+	return ioctl(vm->vm_fd, KVM_IRQFD, &a) < 0 ? -errno : 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Dispatch                                                                 */
 
 static int add_range(struct vmm *vm, struct io_range *tab, unsigned *nr, const struct io_range *r)

@@ -57,6 +57,12 @@
 #define VMM_MAX_PCI_DEVS   31u
 #define VMM_MAX_VFIO       8u
 #define VMM_MAX_GSI        1024u /* KVM routes: IOAPIC pins, then irqfd MSIs */
+#define VMM_MEMSLOT_FIRST  2u    /* KVM memory slots 0 and 1 are guest RAM */
+#define VMM_MAX_MEMSLOTS   256u  /* slots the VMM hands out (assigned devices' BARs) */
+
+/* PCI INTx: slot s, pin p (0 = INTA) -> GSI 16 + (s + p) % 8, as the DSDT's
+ * _PRT says. */
+#define VMM_PCI_INTX_GSI(slot, pin) (16u + ((slot) + (pin)) % 8u)
 
 struct vmm;
 
@@ -153,6 +159,7 @@ struct vmm {
 	char exit_msg[256];
 	int x2apic_api;
 	struct vmm_control *control; /* --control: see control.h */
+	uint64_t memslots[VMM_MAX_MEMSLOTS / 64]; /* vmm_memslot_add's (bit = slot in use, atomic) */
 };
 
 /* vm.c */
@@ -169,6 +176,19 @@ int vmm_signal_msi(struct vmm *vm, uint64_t addr, uint32_t data);
 /* Deliver an MSI from a requester: through interrupt remapping when on. */
 int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data);
 void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);
+/* Map `size` bytes of host memory at `host` (page aligned, e.g. an mmapped
+ * device BAR) into the guest at `gpa` as a KVM memory slot of its own, so the
+ * guest's accesses there no longer exit. 0 with *slot, -ENOSPC (no slot left),
+ * -EINVAL (unaligned), or KVM's -errno (-EEXIST: overlaps another slot). */
+int vmm_memslot_add(struct vmm *vm, uint64_t gpa, uint64_t size, void *host, unsigned *slot);
+/* Remove a slot of vmm_memslot_add (its host memory may go once this
+ * returns). 0, -EINVAL (not one of ours), or KVM's -errno. */
+int vmm_memslot_del(struct vmm *vm, unsigned slot);
+/* KVM_IRQFD: while assigned, a signal of eventfd `fd` injects `gsi`'s route
+ * in the kernel. resample_fd >= 0 asks for a level-triggered irqfd (KVM
+ * refuses it with the split irqchip: see ioapic_eoi_hook_add). assign 0
+ * deassigns (fd and gsi as assigned). 0 or KVM's -errno. */
+int vmm_irqfd(struct vmm *vm, int fd, unsigned gsi, int resample_fd, int assign);
 /* Guest RAM as a region table (1 or 2 regions). */
 unsigned vmm_ram_regions(struct vmm *vm, struct viommu_mem_region regs[2]);
 void vmm_log(struct vmm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -201,7 +221,9 @@ int vmm_route_alloc(struct vmm *vm, unsigned *gsi);
 void vmm_route_free(struct vmm *vm, unsigned gsi);
 int vmm_route_set(struct vmm *vm, const struct vmm_route_update *u, unsigned n);
 
-/* passthrough.c: a host PCI function assigned with VFIO. */
+/* passthrough.c: a host PCI function assigned with VFIO. With --stats, its
+ * counters (trapped BAR accesses, BAR memory slots, interrupts by irqfd and
+ * by the I/O thread) are printed when it is destroyed. */
 int passthrough_create(struct vmm *vm, viommu_vfio *v, viommu_vfio_container *c, const char *bdf,
 		       struct viommu_rid rid, viommu_dev *dma, const struct pcidev_host *host, struct pcidev **out);
 
@@ -212,6 +234,17 @@ void ioapic_set_irq(struct ioapic *io, unsigned pin, int level);
 void ioapic_eoi(struct ioapic *io, uint8_t vector);
 /* Recompute the pins' KVM routes (remapping changed). */
 void ioapic_refresh_routes(struct ioapic *io);
+/* Called on the EOI of a level-triggered pin (the guest's EOI of its
+ * vector, after Remote IRR is cleared and before the pin is looked at again
+ * to fire once more), without the IOAPIC's lock: an assigned device's INTx
+ * unmasks there (VFIO's resample), as KVM's resampling irqfd would with an
+ * in-kernel IOAPIC. It may call ioapic_set_irq. */
+typedef void (*ioapic_eoi_fn)(void *ctx, unsigned pin);
+/* At most VMM_IOAPIC_EOI_HOOKS in all. 0, -EINVAL, -ENOSPC. */
+#define VMM_IOAPIC_EOI_HOOKS 16u
+int ioapic_eoi_hook_add(struct ioapic *io, unsigned pin, ioapic_eoi_fn fn, void *ctx);
+/* Remove it; not while an EOI may run (teardown, after the vCPUs stopped). */
+void ioapic_eoi_hook_del(struct ioapic *io, unsigned pin, ioapic_eoi_fn fn, void *ctx);
 
 /* pci.c */
 int pci_create(struct vmm *vm, struct pci_bus **out);

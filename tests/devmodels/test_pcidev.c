@@ -5,7 +5,9 @@
  * (multiple vectors, per-vector mask and pending bits), MSI-X (table and PBA
  * in a BAR, vector and function masking, pending messages sent on unmask),
  * INTx with the interrupt status and disable bits, bus mastering gating
- * MSIs, reset, and a storm of random config and BAR accesses.
+ * MSIs, the vectors_changed hook and pcidev_vector_state (what a model that
+ * routes its vectors outside the framework follows), reset, and a storm of
+ * random config and BAR accesses.
  */
 #include "dm_test.h"
 
@@ -473,6 +475,122 @@ static void test_msix(struct dm_env *env, viommu_dev *dma)
 	pcidev_destroy(d);
 }
 
+/* The vectors_changed hook: each call, as the model saw it. */
+static struct {
+	unsigned calls;
+	unsigned first, count; /* of the last call */
+} hook;
+
+static void hook_vectors_changed(struct pcidev *dev, unsigned first, unsigned count)
+{
+	(void)dev;
+	hook.calls++;
+	hook.first = first;
+	hook.count = count;
+}
+
+static const struct pcidev_ops hook_ops = {
+	.name = "hooked",
+	.bar_read = dummy_bar_read,
+	.bar_write = dummy_bar_write,
+	.vectors_changed = hook_vectors_changed,
+};
+
+static void test_vector_state(struct dm_env *env, viommu_dev *dma)
+{
+	dm_case("vector state and the vectors_changed hook");
+	struct pcidev *d = calloc(1, sizeof(*d));
+	struct pcidev_host h = dm_host(env);
+	uint64_t addr = 1;
+	uint32_t data = 1;
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	memset(&dummy_state, 0, sizeof(dummy_state));
+	CHECK_EQ(pcidev_init(d, &hook_ops, &dummy_state, &dummy_id, (struct viommu_rid){0, 0, 0x08}, dma, &h), 0);
+	CHECK_EQ(pcidev_set_bar(d, 0, PCIDEV_BAR_MEM32, 0x1000, 0), 0);
+	CHECK_EQ(pcidev_add_msi(d, 2), 0);
+	CHECK_EQ(pcidev_add_msix(d, 8, 0, 0, 0x800), 0);
+	unsigned msi = dm_find_cap(d, 0x05, 0), msix = dm_find_cap(d, 0x11, 0);
+	CHECK(msi && msix);
+	memset(&hook, 0, sizeof(hook));
+	CHECK_EQ(pcidev_vector_state(NULL, 0, &addr, &data), -EINVAL);
+
+	/* Nothing enabled: INTx, no message. */
+	CHECK_EQ(pcidev_vector_state(d, 0, &addr, &data), PCIDEV_VECTOR_OFF);
+	CHECK_EQ(addr, 0);
+	CHECK_EQ(data, 0);
+	/* A config write elsewhere does not call the hook. */
+	cfg_w(d, 0x0d, 1, 0x40);
+	cfg_w(d, 0x3c, 1, 0x0b);
+	CHECK_EQ(hook.calls, 0);
+
+	/* MSI: each write to the capability calls it for every vector. */
+	cfg_w(d, msi + 4, 4, 0xfee02000);
+	CHECK_EQ(hook.calls, 1);
+	CHECK_EQ(hook.first, 0);
+	CHECK_EQ(hook.count, ~0u);
+	cfg_w(d, msi + 8, 4, 0);
+	cfg_w(d, msi + 0xc, 2, 0x4030);
+	cfg_w(d, msi + 2, 2, 1 | (2u << 4)); /* 4 vectors */
+	CHECK_EQ(hook.calls, 4);
+	/* Bus mastering off: the framework would drop it. */
+	CHECK_EQ(pcidev_vector_state(d, 1, &addr, &data), PCIDEV_VECTOR_OFF);
+	cfg_w(d, 0x04, 2, 0x0006); /* the command register calls it too */
+	CHECK_EQ(hook.calls, 5);
+	CHECK_EQ(pcidev_vector_state(d, 1, &addr, &data), PCIDEV_VECTOR_LIVE);
+	CHECK_EQ(addr, 0xfee02000);
+	CHECK_EQ(data, 0x4031);
+	/* aliasing as pcidev_notify does */
+	CHECK_EQ(pcidev_vector_state(d, 6, NULL, &data), PCIDEV_VECTOR_LIVE);
+	CHECK_EQ(data, 0x4032);
+	/* what the state says is what pcidev_notify sends */
+	env->nr_msis = 0;
+	pcidev_notify(d, 3);
+	CHECK_EQ(pcidev_vector_state(d, 3, &addr, &data), PCIDEV_VECTOR_LIVE);
+	CHECK_EQ(env->nr_msis, 1);
+	CHECK_EQ(env->msis[0].addr, addr);
+	CHECK_EQ(env->msis[0].data, data);
+	/* masked vector */
+	cfg_w(d, msi + 0x10, 4, 0x2);
+	CHECK_EQ(hook.calls, 6);
+	CHECK_EQ(pcidev_vector_state(d, 1, &addr, &data), PCIDEV_VECTOR_MASKED);
+	CHECK_EQ(pcidev_vector_state(d, 0, &addr, &data), PCIDEV_VECTOR_LIVE);
+	cfg_w(d, msi + 0x10, 4, 0);
+	CHECK_EQ(pcidev_vector_state(d, 1, NULL, NULL), PCIDEV_VECTOR_LIVE);
+	cfg_w(d, msi + 2, 2, 0);
+	CHECK_EQ(pcidev_vector_state(d, 1, NULL, NULL), PCIDEV_VECTOR_OFF);
+
+	/* MSI-X: a table write calls it for the entry written. */
+	unsigned calls = hook.calls;
+	pcidev_bar_write(d, 0, 5 * 16, 0xfee05000, 4);
+	CHECK_EQ(hook.calls, calls + 1);
+	CHECK_EQ(hook.first, 5);
+	CHECK_EQ(hook.count, 1);
+	pcidev_bar_write(d, 0, 5 * 16 + 8, 0x55, 8); /* data and control (unmasked) */
+	CHECK_EQ(hook.calls, calls + 2);
+	CHECK_EQ(hook.first, 5);
+	/* the PBA and the rest of the BAR do not */
+	pcidev_bar_write(d, 0, 0x800, 0, 8);
+	pcidev_bar_write(d, 0, 0x900, 0, 4);
+	CHECK_EQ(hook.calls, calls + 2);
+	cfg_w(d, msix + 2, 2, 0x8000);
+	CHECK_EQ(hook.calls, calls + 3);
+	CHECK_EQ(hook.count, ~0u);
+	CHECK_EQ(pcidev_vector_state(d, 5, &addr, &data), PCIDEV_VECTOR_LIVE);
+	CHECK_EQ(addr, 0xfee05000);
+	CHECK_EQ(data, 0x55);
+	CHECK_EQ(pcidev_vector_state(d, 4, NULL, NULL), PCIDEV_VECTOR_MASKED); /* masked from reset */
+	CHECK_EQ(pcidev_vector_state(d, 8, NULL, NULL), PCIDEV_VECTOR_OFF);    /* beyond the table */
+	cfg_w(d, msix + 2, 2, 0xc000); /* function mask */
+	CHECK_EQ(pcidev_vector_state(d, 5, NULL, NULL), PCIDEV_VECTOR_MASKED);
+	cfg_w(d, msix + 2, 2, 0x8000);
+	pcidev_bar_write(d, 0, 5 * 16 + 12, 1, 4);
+	CHECK_EQ(hook.first, 5);
+	CHECK_EQ(pcidev_vector_state(d, 5, NULL, NULL), PCIDEV_VECTOR_MASKED);
+	pcidev_destroy(d);
+}
+
 static void test_intx(struct dm_env *env, viommu_dev *dma)
 {
 	dm_case("INTx");
@@ -664,6 +782,7 @@ int main(void)
 	test_msi(&env, dma);
 	test_msix(&env, dma);
 	test_intx(&env, dma);
+	test_vector_state(&env, dma);
 	test_reset(&env, dma);
 	test_storm(&env, dma);
 	dm_env_fini(&env);

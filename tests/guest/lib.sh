@@ -17,17 +17,24 @@ guest_prepare() {
 	mkdir -p "$work" || fail "cannot create $work"
 }
 
+# initrd_overlay IMAGE_DIR OUT DIR: the image's initramfs with DIR's contents
+# added (an extra cpio appended; the kernel unpacks them all); DIR goes.
+initrd_overlay() {
+	local img=$1 out=$2 dir=$3
+	{
+		cat "$img/initrd.img"
+		(cd "$dir" && find . -mindepth 1 -print0 | cpio --null -o -H newc --owner=0:0 --quiet | gzip -n)
+	} >"$out" || fail "cannot write $out"
+	rm -rf "$dir"
+}
+
 # initrd_with IMAGE_DIR OUT PROGRAM NAME: the image's initramfs with PROGRAM
-# added as /bin/NAME (an extra cpio appended; the kernel unpacks them all).
+# added as /bin/NAME.
 initrd_with() {
 	local img=$1 out=$2 prog=$3 name=$4 tmp
 	tmp=$(mktemp -d "${out%/*}/overlay.XXXXXX") || fail "cannot create a directory beside $out"
 	mkdir -p "$tmp/bin" && install -m 0755 "$prog" "$tmp/bin/$name" || fail "cannot copy $prog"
-	{
-		cat "$img/initrd.img"
-		(cd "$tmp" && find bin -print0 | cpio --null -o -H newc --owner=0:0 --quiet | gzip -n)
-	} >"$out" || fail "cannot write $out"
-	rm -rf "$tmp"
+	initrd_overlay "$img" "$out" "$tmp"
 }
 
 # smoke_disk WORK_DIR: a 4 MiB random disk image for smoke.sh; sets DISK,

@@ -7,7 +7,11 @@
 # edu-dma (tests/guest/edu-dma.c, proven against QEMU's own edu by
 # guest_edu_dma_qemu) drives its DMA and interrupt:
 #   direct  no IOMMU in L2: all L2 RAM is mapped in L1's IOMMU at IOVA =
-#           guest-physical; edu-dma --direct checks data both ways;
+#           guest-physical; edu-dma --direct checks data both ways; then
+#           L2 binds edu to uio_pci_generic and raises edu's interrupt three
+#           times with MSI off: INTx through VFIO's trigger eventfd, unmasked
+#           at the host at the IOAPIC's EOI (VFIO's resample), each
+#           interrupt counted once in L2;
 #   vtd     viommu's VT-d in L2 (intel_iommu=on) and L2's own vfio-pci:
 #           the mappings L2 makes are shadowed into L1's IOMMU as L2
 #           invalidates them (caching mode); edu-dma --vfio checks data both
@@ -15,6 +19,9 @@
 #           and to an unmapped IOVA are stopped; each such DMA must then show
 #           up as a fault in L1's kernel log (the host IOMMU's report: VFIO
 #           type1 does not pass it on to userspace, so L2 does not see it).
+# Both: viommu-vmm --stats prints the assigned device's counters; edu's BAR0
+# must have been a KVM memory slot (no trapped BAR access), with VT-d the MSI
+# a KVM irqfd (none through the VMM's I/O thread).
 #
 #   tests/guest/vfio-edu.sh direct|vtd VIOMMU_VMM IMAGE_DIR WORK_DIR EDU_DMA
 #
@@ -39,10 +46,24 @@ fail() {
 [ -x "$VMM" ] || fail "$VMM is not an executable (build the viommu-vmm target)"
 [ -x "$PROGRAM" ] || fail "$PROGRAM is not an executable (build the edu-dma target)"
 guest_prepare "vfio-edu ($MODE)" "$IMG" "$WORK"
-initrd_with "$IMG" "$WORK/initrd-edu-dma.img" "$PROGRAM" edu-dma
+mkdir -p "$WORK/overlay/bin" || fail "cannot create $WORK/overlay"
+install -m 0755 "$PROGRAM" "$WORK/overlay/bin/edu-dma" || fail "cannot copy $PROGRAM"
+GUEST_TEST=$ROOT/tests/guest/edu-dma-guest.sh
+if [ "$MODE" = direct ]; then
+	# INTx too: after edu-dma --direct, L2 binds edu to uio_pci_generic
+	# (its modules added here) and raises edu's interrupt with MSI off
+	# (tests/guest/edu-intx-guest.sh).
+	KVER=$(cat "$IMG/kernel-version") || fail "no $IMG/kernel-version"
+	UIO=$IMG/kernel-$KVER/lib/modules/$KVER/kernel/drivers/uio
+	mkdir -p "$WORK/overlay/lib/uio" || fail "cannot create $WORK/overlay/lib/uio"
+	cp "$UIO/uio.ko" "$UIO/uio_pci_generic.ko" "$WORK/overlay/lib/uio/" || fail "no uio modules in $UIO"
+	install -m 0755 "$GUEST_TEST" "$WORK/overlay/bin/edu-dma-guest.sh" || fail "cannot copy $GUEST_TEST"
+	GUEST_TEST=$ROOT/tests/guest/edu-intx-guest.sh
+fi
+initrd_overlay "$IMG" "$WORK/initrd-edu-dma.img" "$WORK/overlay"
 
 # L2's RAM stays below 256 MiB: QEMU's edu masks DMA addresses to 28 bits.
-VMM_CMD=("$ROOT/tests/guest/vfio-bind.sh" 1234:11e8 "$VMM" --memory 200 --cpus 1 --serial stdio)
+VMM_CMD=("$ROOT/tests/guest/vfio-bind.sh" 1234:11e8 "$VMM" --memory 200 --cpus 1 --serial stdio --stats)
 case "$MODE" in
 direct)
 	APPEND="quiet vm.edu_mode=direct"
@@ -56,7 +77,7 @@ esac
 
 # After the VMM, L1 shows its IOMMU's fault lines (the wrapper's stderr).
 "$ROOT/scripts/guest-run" --kernel "$IMG/vmlinuz" --initrd "$WORK/initrd-edu-dma.img" \
-	--test "$ROOT/tests/guest/edu-dma-guest.sh" --workdir "$WORK" --timeout 280 --append "$APPEND" \
+	--test "$GUEST_TEST" --workdir "$WORK" --timeout 280 --append "$APPEND" \
 	--nested-arg --qemu-args \
 	--nested-arg "-M kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on -device edu" \
 	--nested-args "--append intel_iommu=on --append iommu=pt --modules vfio,vfio_iommu_type1,vfio_pci" \
@@ -87,5 +108,42 @@ if [ "$MODE" = vtd ]; then
 	echo "vfio-edu (vtd): $checks checks passed in L2, $n blocked DMAs reported by L1's IOMMU"
 else
 	echo "vfio-edu (direct): $checks checks passed in L2"
+fi
+
+# The assigned device's counters (--stats, printed as it is destroyed): edu's
+# BAR0 was a KVM memory slot, so none of L2's accesses to it exited to the
+# VMM; with VT-d in L2 its MSI was a KVM irqfd (routed through viommu's
+# interrupt remapping), so none passed through the VMM's I/O thread, while
+# edu-dma counted each interrupt it asked for.
+stats=$(grep -E '^viommu-vmm: vfio [0-9a-f:.]+: bar_traps=' "$WORK/l1.err" | tail -n 1)
+[ -n "$stats" ] || fail "no device counters from --stats in $WORK/l1.err"
+echo "vfio-edu ($MODE): ${stats#viommu-vmm: }"
+counter() {
+	local v
+	v=$(printf '%s\n' "$stats" | grep -oE " $1=[0-9]+" | cut -d= -f2)
+	[ -n "$v" ] || fail "counter $1 missing from '$stats'"
+	echo "$v"
+}
+traps=$(counter bar_traps) || exit 1
+slots=$(counter bar_slots) || exit 1
+[ "$slots" -ge 1 ] || fail "edu's BAR0 never became a memory slot (bar_slots=$slots)"
+[ "$traps" -eq 0 ] || fail "$traps BAR accesses were trapped by the VMM (0 wanted with BAR0 as a memory slot)"
+if [ "$MODE" = direct ]; then
+	# edu's INTx: VFIO's trigger eventfd asserted the pin, the IOAPIC's EOI
+	# of it deasserted it and unmasked INTx at the host (VFIO's resample).
+	grep -q '^edu-intx: PASS: ' "$TXT" || fail "L2 did not count edu's INTx interrupts"
+	intx=$(counter intx) || exit 1
+	eoi=$(counter intx_eoi) || exit 1
+	[ "$intx" -ge 3 ] || fail "$intx INTx interrupts through VFIO (3 wanted)"
+	[ "$eoi" -ge 3 ] || fail "$eoi INTx unmasks at the EOI (3 wanted)"
+	echo "vfio-edu (direct): edu's INTx: $intx through VFIO's eventfd, $eoi EOIs resampled"
+fi
+if [ "$MODE" = vtd ]; then
+	irqfd=$(counter irqfd_wired) || exit 1
+	io=$(counter irqs_iothread) || exit 1
+	grep -q '^edu-dma: PASS: interrupt 2: ' "$TXT" || fail "edu-dma did not check its second interrupt"
+	[ "$irqfd" -ge 1 ] || fail "the edu MSI never became a KVM irqfd (irqfd_wired=$irqfd)"
+	[ "$io" -eq 0 ] || fail "$io MSIs went through the I/O thread (0 wanted: they are irqfds)"
+	echo "vfio-edu (vtd): the edu interrupts arrived through a KVM irqfd ($irqfd wired, $io through the I/O thread)"
 fi
 echo "vfio-edu ($MODE): PASS"

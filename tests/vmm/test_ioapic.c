@@ -835,6 +835,83 @@ static void test_threads(void)
 	       per_vector[0x63], eois);
 }
 
+/* An EOI hook as an assigned device's INTx uses it: records each call and
+ * lowers the line when asked to (the device stopped asserting). */
+static struct {
+	unsigned calls;
+	unsigned pin;
+	int lower;      /* deassert the pin from the hook */
+	uint32_t irr;   /* Remote IRR of the pin as the hook saw it */
+} hk[2];
+
+static void eoi_hook(void *ctx, unsigned pin)
+{
+	unsigned i = (unsigned)(uintptr_t)ctx;
+	hk[i].calls++;
+	hk[i].pin = pin;
+	hk[i].irr = rte_lo(pin) & RTE_REMOTE_IRR;
+	if (hk[i].lower)
+		ioapic_set_irq(io, pin, 0); /* no IOAPIC lock is held here */
+}
+
+static void test_eoi_hooks(void)
+{
+	fresh();
+	memset(hk, 0, sizeof(hk));
+	CHECK_EQ(ioapic_eoi_hook_add(io, 19, eoi_hook, (void *)0), 0);
+	CHECK_EQ(ioapic_eoi_hook_add(io, 20, eoi_hook, (void *)1), 0);
+	CHECK_EQ(ioapic_eoi_hook_add(io, VMM_IOAPIC_PINS, eoi_hook, NULL), -EINVAL);
+	CHECK_EQ(ioapic_eoi_hook_add(NULL, 1, eoi_hook, NULL), -EINVAL);
+	CHECK_EQ(ioapic_eoi_hook_add(io, 1, NULL, NULL), -EINVAL);
+	rte_set(19, RTE_LEVEL | 0x61, 0);
+	rte_set(20, 0x62, 0); /* edge: no Remote IRR, no EOI hook */
+
+	/* The device asserts; the guest's EOI runs the hook after Remote IRR
+	 * is cleared, and the hook deasserts: nothing fires again. */
+	hk[0].lower = 1;
+	ioapic_set_irq(io, 19, 1);
+	CHECK_EQ(nr_sent, 1);
+	ioapic_eoi(io, 0x60); /* another vector */
+	CHECK_EQ(hk[0].calls, 0);
+	ioapic_eoi(io, 0x61);
+	CHECK_EQ(hk[0].calls, 1);
+	CHECK_EQ(hk[0].pin, 19);
+	CHECK_EQ(hk[0].irr, 0);
+	CHECK_EQ(nr_sent, 1);
+	CHECK_EQ(rte_lo(19) & RTE_REMOTE_IRR, 0);
+	/* An EOI with no Remote IRR on the pin does not call it. */
+	ioapic_eoi(io, 0x61);
+	CHECK_EQ(hk[0].calls, 1);
+
+	/* The hook leaves the line up (the device still asserts after the
+	 * unmask): the pin fires again once the hook returned. */
+	hk[0].lower = 0;
+	ioapic_set_irq(io, 19, 1);
+	CHECK_EQ(nr_sent, 2);
+	wr(EOIREG, 0x61);
+	CHECK_EQ(hk[0].calls, 2);
+	CHECK_EQ(nr_sent, 3);
+	CHECK(rte_lo(19) & RTE_REMOTE_IRR);
+
+	/* Edge pins have no EOI to hook. */
+	ioapic_set_irq(io, 20, 1);
+	ioapic_eoi(io, 0x62);
+	CHECK_EQ(hk[1].calls, 0);
+
+	/* Removed: not called again; removing twice is harmless. */
+	ioapic_eoi_hook_del(io, 19, eoi_hook, (void *)0);
+	ioapic_eoi_hook_del(io, 19, eoi_hook, (void *)0);
+	ioapic_set_irq(io, 19, 0);
+	ioapic_eoi(io, 0x61);
+	CHECK_EQ(hk[0].calls, 2);
+	ioapic_eoi_hook_del(io, 20, eoi_hook, (void *)1);
+
+	/* A table of VMM_IOAPIC_EOI_HOOKS, then -ENOSPC. */
+	for (unsigned i = 0; i < VMM_IOAPIC_EOI_HOOKS; i++)
+		CHECK_EQ(ioapic_eoi_hook_add(io, i, eoi_hook, (void *)0), 0);
+	CHECK_EQ(ioapic_eoi_hook_add(io, 0, eoi_hook, (void *)1), -ENOSPC);
+}
+
 int main(void)
 {
 	struct viommu_config cfg = {
@@ -869,6 +946,7 @@ int main(void)
 	test_msi_format();
 	test_delivery_failure();
 	test_routes();
+	test_eoi_hooks();
 	test_threads();
 
 	/* Routing updates on the fake descriptor all succeeded. */
