@@ -32,11 +32,14 @@ static void usage(FILE *f)
 		"  --disk FILE[,ro]     a raw disk image as virtio-blk (read-only with ,ro)\n"
 		"  --iommu none         no IOMMU for the guest (devices DMA through an identity\n"
 		"                       domain, still checked against guest memory)\n"
-		"  --iommu vtd[,x2apic=on|off][,fault-records=N][,aw-bits=39|48|57][,caching-mode=on|off]\n"
+		"  --iommu vtd[,x2apic=on|off][,scalable=on|off][,fault-records=N][,aw-bits=39|48|57]\n"
+		"             [,caching-mode=on|off]\n"
 		"                       an Intel VT-d IOMMU for the guest (DMA remapping, queued\n"
-		"                       invalidation, interrupt remapping in x2APIC or xAPIC mode);\n"
+		"                       invalidation, interrupt remapping in x2APIC or xAPIC mode;\n"
+		"                       scalable=on adds scalable mode: PASID tables, first-level,\n"
+		"                       second-level, nested and pass-through translation;\n"
 		"                       iq-thread=on: register reads from a read-only mirror and\n"
-		"                       the invalidation queue served by the I/O thread\n"
+		"                       the invalidation queue served by the I/O thread)\n"
 		"  --serial stdio|FILE  where COM1 goes (default stdio)\n"
 		"  --edu                add a DMA test device with QEMU edu's registers\n"
 		"  --vfio-pci BDF       assign the host PCI function BDF (bound to vfio-pci) to\n"
@@ -61,7 +64,8 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* --iommu none | vtd[,x2apic=on|off][,fault-records=N][,aw-bits=39|48|57][,caching-mode=on|off] */
+/* --iommu none | vtd[,x2apic=on|off][,scalable=on|off][,fault-records=N][,aw-bits=39|48|57]
+ *                   [,caching-mode=on|off] */
 static int parse_iommu(struct vmm_opts *o, const char *arg)
 {
 	o->iommu = arg;
@@ -95,19 +99,16 @@ static int parse_iommu(struct vmm_opts *o, const char *arg)
 			o->vtd_flags = on ? (o->vtd_flags | VIOMMU_VTD_F_CACHING_MODE)
 					  : (o->vtd_flags & ~VIOMMU_VTD_F_CACHING_MODE);
 		} else if (!strcmp(opt, "scalable") && (on || off)) {
-			if (on) {
-				fprintf(stderr, "viommu-vmm: --iommu vtd,scalable=on: scalable mode is not implemented yet\n");
-				return -1;
-			}
+			o->vtd_flags = on ? (o->vtd_flags | VIOMMU_VTD_F_SCALABLE) : (o->vtd_flags & ~VIOMMU_VTD_F_SCALABLE);
 		} else if (!strcmp(opt, "fault-records") && !parse_u64(val, &n) && n >= 1 && n <= 128) {
 			o->vtd_fault_records = (uint32_t)n;
 		} else if (!strcmp(opt, "aw-bits") && !parse_u64(val, &n) && (n == 39 || n == 48 || n == 57)) {
 			o->vtd_aw = (uint32_t)n;
-		} else if (!strcmp(opt, "iq-thread") && (!strcmp(val, "on") || !strcmp(val, "off"))) {
-			o->vtd_iq_thread = !strcmp(val, "on");
+		} else if (!strcmp(opt, "iq-thread") && (on || off)) {
+			o->vtd_iq_thread = on;
 		} else {
-			fprintf(stderr, "viommu-vmm: --iommu vtd: bad option '%s=%s' (x2apic=on|off, caching-mode=on|off, "
-				"fault-records=1..128, aw-bits=39|48|57, iq-thread=on|off)\n", opt, val);
+			fprintf(stderr, "viommu-vmm: --iommu vtd: bad option '%s=%s' (x2apic=on|off, scalable=on|off, "
+				"caching-mode=on|off, fault-records=1..128, aw-bits=39|48|57, iq-thread=on|off)\n", opt, val);
 			return -1;
 		}
 	}

@@ -584,7 +584,7 @@ static int vtd_fastpath_setup(struct vmm *vm)
 		return r;
 	/* Linux's queue has 256 descriptors: tails of 16 bytes apart, or 32
 	 * with 256-bit descriptors (scalable mode). */
-	unsigned shift = 4;
+	unsigned shift = (vm->opts.vtd_flags & VIOMMU_VTD_F_SCALABLE) ? 5 : 4;
 	vm->vtd_doorbells = calloc(VTD_DOORBELLS, sizeof(*vm->vtd_doorbells));
 	if (!vm->vtd_doorbells)
 		return -ENOMEM;

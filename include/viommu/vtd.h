@@ -3,9 +3,10 @@
  * viommu: the Intel VT-d front-end.
  *
  * Presents one VT-d remapping hardware unit (Intel VT-d specification, rev
- * 3.x) to a guest: its register file, the legacy root and context tables, the
- * second-level page tables, register-based and queued invalidation, interrupt
- * remapping and primary fault logging with the fault event interrupt. It only
+ * 3.x) to a guest: its register file, the legacy root and context tables,
+ * scalable mode (optional), the second-level and first-level page tables,
+ * register-based and queued invalidation, interrupt remapping, primary fault
+ * logging with the fault event interrupt, and page requests. It only
  * decodes what the guest writes into calls of the core (viommu/iommu.h,
  * viommu/irq.h, viommu/faultlog.h): the translation, the caches and the fault
  * records are the core's.
@@ -16,12 +17,36 @@
  * emulated device DMA through the viommu_dev that viommu_vtd_device gives for
  * its requester ID. Interrupts of devices and IOAPICs go through
  * viommu_ir_deliver() as usual: the front-end switches remapping on and off as
- * the guest's GCMD says. Fault event and invalidation completion interrupts
- * are sent through the instance's MSI callback (they are not remapped), with
- * the requester ID segment:00:00.0.
+ * the guest's GCMD says. Fault event, invalidation completion and page
+ * request interrupts are sent through the instance's MSI callback (they are
+ * not remapped), with the requester ID segment:00:00.0.
  *
- * Translation modes: legacy root and context tables (RTADDR.TTM = 00); a
- * root table pointer in another mode is not taken (GSTS.RTPS unchanged).
+ * Translation modes: legacy root and context tables (RTADDR.TTM = 00), and
+ * with VIOMMU_VTD_F_SCALABLE scalable mode (TTM = 01; VT-d 3.x chapter 9):
+ * scalable-mode root and context entries, PASID directories and 512-bit
+ * PASID-table entries whose PGTT selects first-level (x86-64 paging over
+ * guest-physical addresses), second-level, nested (first level over second
+ * level) or pass-through translation; requests without PASID go through the
+ * context entry's RID_PASID entry. A root table pointer in another mode is
+ * not taken (GSTS.RTPS unchanged). First-level accessed and dirty flags are
+ * set by the unit as the specification says (3.6.2; Linux sets them itself
+ * in its DMA tables, so it sees no writes); XD is honoured; WPE = 0 is not
+ * emulated (supervisor writes always need R/W); the memory-type fields of a
+ * PASID entry are accepted and ignored. Supervisor requests (SRE) are not
+ * refused by the unit: a request's privilege only decides whether U/S is
+ * needed. Page requests (ECAP.PRS): see viommu_vtd_prq.
+ * Scalable-mode faults are recorded with the scalable-mode reasons (SRT,
+ * SCT, SPD, SPT, SFL, SSL, SGN; 7.1.3), with PP/PV for requests with a
+ * PASID, and the FPD of context, PASID-directory and PASID entries
+ * honoured. 256-bit invalidation descriptors (IQA.DW) and the PASID-cache,
+ * PASID-based IOTLB, PASID-based device-TLB and page group response
+ * descriptors are decoded; a PASID-cache or context-cache invalidation
+ * re-reads the entries it covers at once. Each (DID, translation type, table)
+ * is one core domain: a PASID-based IOTLB invalidation of a first- or
+ * second-level table drops the range on that domain and tells its map
+ * notifiers (viommu_dev_domain, caching mode), one of a nested domain drops
+ * that PASID's first-level translations. The page request event interrupt is
+ * sent like the fault event one.
  * Invalidation runs synchronously: a write of IQT processes the queue up to
  * it before the write returns (CCMD and IOTLB register commands likewise),
  * and a context-cache invalidation re-reads the affected requesters' context
@@ -44,6 +69,7 @@
 #define VIOMMU_VTD_H
 
 #include <viommu/common.h>
+#include <viommu/faultlog.h>
 #include <viommu/iommu.h>
 
 #ifdef __cplusplus
@@ -58,6 +84,11 @@ typedef struct viommu_vtd viommu_vtd;
 /** Caching mode (CAP.CM): the guest must invalidate after making entries
  *  present too, so map notifiers see every mapping. */
 #define VIOMMU_VTD_F_CACHING_MODE (1u << 1)
+/** Scalable mode (ECAP.SMTS and what goes with it): RTADDR.TTM = 01,
+ *  PASID tables, first-level, second-level, nested and pass-through
+ *  translation, 256-bit invalidation descriptors. Legacy mode stays
+ *  available to the guest. */
+#define VIOMMU_VTD_F_SCALABLE     (1u << 2)
 
 /** Size of the register page to map (VT-d 10.4). */
 #define VIOMMU_VTD_MMIO_SIZE 0x1000u
@@ -69,6 +100,13 @@ struct viommu_vtd_config {
 				     table the guest may use (SAGAW) and MGAW */
 	uint32_t fault_records; /**< fault recording registers, 1 to 128 (0 = 8) */
 	uint16_t segment;       /**< the PCI segment this unit covers */
+	/** Scalable mode: a device hears the answer to its page request group
+	 *  (the guest's page group response, or success when the guest's page
+	 *  request queue was full). Optional. Called with locks of the unit
+	 *  held: it must not call into the unit nor submit page requests from
+	 *  inside (a device retries later, from its own thread). */
+	viommu_prq_respond_fn prq_respond;
+	void *prq_ctx;
 };
 
 /**
@@ -106,6 +144,16 @@ VIOMMU_API void viommu_vtd_mmio_write(viommu_vtd *vtd, uint64_t off, uint64_t va
  * devices it made).
  */
 VIOMMU_API viommu_dev *viommu_vtd_device(viommu_vtd *vtd, struct viommu_rid rid);
+
+/**
+ * Scalable mode: the queue devices submit page requests (PCIe PRI) to
+ * (viommu_prq_submit). The unit moves each into the guest's page request
+ * queue (PQA/PQH/PQT) with the page request event (PECTL), and passes the
+ * guest's page group responses to cfg.prq_respond; when the guest's queue is
+ * full it sets PRS.PRO and answers the group with success, so the device
+ * asks again. NULL for a unit without scalable mode. Owned by the unit.
+ */
+VIOMMU_API viommu_prq *viommu_vtd_prq(viommu_vtd *vtd);
 
 /**
  * Keep a copy of the register page in `page` (VIOMMU_VTD_MMIO_SIZE bytes,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The Intel VT-d front-end (legacy translation mode).
+ * The Intel VT-d front-end: register file, legacy translation mode,
+ * invalidation and fault recording (scalable mode's structures: vtd_sm.c).
  *
  * It decodes what the guest writes into the register page and into its root,
  * context and invalidation-queue structures, and turns it into calls of the
@@ -16,10 +17,11 @@
  * Locks: `lock` guards the register file (every MMIO access, the fault
  * recording registers, the invalidation queue); `dom_lock` guards the device
  * table, the domain table and what the resolver reads of the register state
- * (TES and the latched root table address). Order: lock, then dom_lock. The
- * resolver is called by translating threads with no lock of the library
- * held and takes dom_lock only. The fault-queue notify callback takes lock
- * (then dom_lock). Interrupts (fault event, invalidation completion) are
+ * (TES, the latched root table address and mode). Order: lock, then
+ * dom_lock. The resolver is called by translating threads with no lock of
+ * the library held and takes dom_lock only. The fault-queue notify callback
+ * and the page request queue's raise callback take lock (then dom_lock).
+ * Interrupts (fault event, invalidation completion, page request) are
  * decided under lock and sent after it is dropped.
  *
  * The internals of the core it uses (core_internal.h): the instance's
@@ -39,86 +41,11 @@
 #include <viommu/vtd.h>
 
 #include "core_internal.h"
+#include "vtd_internal.h"
 #include "vtd_regs.h"
 
 #define VTD_FQ_ENTRIES 1024u
-
-/* A core paging domain for one (DID, second-level root, levels). */
-struct vtd_domain {
-	struct vtd_domain *next;
-	viommu_domain *d;
-	uint64_t root;
-	uint16_t did;
-	uint8_t levels;
-	uint32_t users;     /* devices of this unit attached to it */
-};
-
-/* A requester the unit made (viommu_vtd_device). */
-struct vtd_dev {
-	viommu_dev *dev;        /* NULL: no requester at this RID */
-	struct vtd_domain *dom; /* second-level domain attached, else NULL */
-	uint16_t did;           /* of the context entry it was attached by */
-	uint8_t attached;       /* its NO_PASID is attached (by the unit) */
-	uint8_t fpd;            /* the context entry's FPD, as last read */
-};
-
-/* Interrupts to send once the register lock is dropped. */
-struct vtd_irqs {
-	int fault, compl;
-	uint64_t fault_addr, compl_addr;
-	uint32_t fault_data, compl_data;
-};
-
-struct viommu_vtd {
-	viommu *v;
-	struct valloc alloc;
-	struct viommu_vtd_config cfg;
-	uint64_t cap, ecap;
-	uint64_t haw_rsvd;      /* address bits at or above the host address width */
-	uint32_t nfr;           /* fault recording registers */
-	uint32_t oas;           /* output address bits of the second-level tables */
-
-	pthread_mutex_t lock;
-	pthread_mutex_t dom_lock;
-
-	/* Register file (under lock). */
-	uint32_t gsts, fsts, fectl, fedata, feaddr, feuaddr;
-	uint32_t pmen, plmbase, plmlimit;
-	uint32_t ics, iectl, iedata, ieaddr, ieuaddr;
-	uint64_t rtaddr, ccmd, aflog, phmbase, phmlimit;
-	uint64_t iqh, iqt, iqa, iqercd, irta, iva, iotlb;
-	uint64_t (*frcd)[2];    /* nfr records: low, high qword */
-	uint32_t frcd_set;      /* records with F set (PPF = frcd_set != 0) */
-	uint32_t fri;           /* FSTS.FRI */
-	uint32_t fri_next;      /* where the next fault goes (7.3.1) */
-
-	/* Latched by GCMD (under lock). */
-	uint64_t iq_base;
-	uint32_t iq_entries;
-	uint64_t irta_latched;
-
-	/* A wait descriptor whose completion is delayed by injection: the
-	 * queue stalls at it (IQH names it) until the deadline, checked on
-	 * every register access. */
-	int wait_pending;
-	uint64_t wait_deadline_ns;
-	uint64_t wait_lo, wait_hi;
-
-	/* Translation state (under dom_lock). */
-	int tes;
-	uint64_t rta;           /* latched root table address */
-	struct vtd_dev *bus[256];
-	uint32_t nr_devs;
-	struct vtd_domain *domains;
-	uint32_t nr_domains;
-	viommu_domain *identity;
-
-	viommu_fault_queue *fq;
-
-	/* viommu_vtd_set_mirror: a copy of the register page, kept current
-	 * under lock (64-bit stores, so a guest reading it sees whole values). */
-	uint64_t *mirror;
-};
+#define VTD_PRQ_ENTRIES 512u
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -135,14 +62,14 @@ static uint16_t rid_sid(struct viommu_rid rid)
 	return (uint16_t)(rid.bus << 8 | rid.devfn);
 }
 
-static void vtd_log(struct viommu_vtd *t, enum viommu_log_level lvl, const char *msg)
+void vtd_log(struct viommu_vtd *t, enum viommu_log_level lvl, const char *msg)
 {
 	core_log(t->v, lvl, "vtd: %s", msg);
 }
 
 /* SAGAW bit of a context entry's AW value, 0 when the value is not one of
  * 39/48/57-bit. */
-static uint64_t aw_sagaw_bit(unsigned aw)
+uint64_t vtd_aw_sagaw_bit(unsigned aw)
 {
 	return aw >= 1 && aw <= 3 ? 1ull << (VTD_CAP_SAGAW_SHIFT + aw) : 0;
 }
@@ -191,6 +118,17 @@ static void fault_ip_update(struct viommu_vtd *t)
 		t->fectl &= ~VTD_ECTL_IP;
 }
 
+void vtd_prq_event(struct viommu_vtd *t, struct vtd_irqs *irq)
+{
+	if (t->pectl & VTD_ECTL_IM) {
+		t->pectl |= VTD_ECTL_IP;
+		return;
+	}
+	irq->prq = 1;
+	irq->prq_addr = (uint64_t)t->peuaddr << 32 | t->peaddr;
+	irq->prq_data = t->pedata;
+}
+
 static void irqs_send(struct viommu_vtd *t, const struct vtd_irqs *irq)
 {
 	/* The unit's own interrupts are not remapped; they come from the
@@ -200,6 +138,8 @@ static void irqs_send(struct viommu_vtd *t, const struct vtd_irqs *irq)
 		viommu_msi_send(t->v, self, irq->fault_addr, irq->fault_data);
 	if (irq->compl)
 		viommu_msi_send(t->v, self, irq->compl_addr, irq->compl_data);
+	if (irq->prq)
+		viommu_msi_send(t->v, self, irq->prq_addr, irq->prq_data);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -219,32 +159,109 @@ static struct vtd_dev *dev_slot(struct viommu_vtd *t, struct viommu_rid rid, int
 	return &b[rid.devfn];
 }
 
-static void dev_detach(struct vtd_dev *vd)
+struct vtd_patt *vtd_patt_find(const struct vtd_dev *vd, uint32_t pasid)
 {
-	if (!vd->attached)
-		return;
-	viommu_dev_detach(vd->dev, VIOMMU_NO_PASID);
-	if (vd->dom)
-		vd->dom->users--;
-	vd->dom = NULL;
-	vd->attached = 0;
+	for (uint32_t i = 0; i < vd->nr_patt; i++)
+		if (vd->patt[i].pasid == pasid)
+			return &vd->patt[i];
+	return NULL;
 }
 
-/* Attach to a second-level domain (vdom) or, with vdom NULL, identity. */
-static int dev_attach(struct viommu_vtd *t, struct vtd_dev *vd, struct vtd_domain *vdom, uint16_t did)
+static void dom_unuse(struct vtd_domain *vdom, uint32_t pasid)
 {
-	int r = viommu_dev_attach(vd->dev, VIOMMU_NO_PASID, vdom ? vdom->d : t->identity, NULL);
+	if (!vdom)
+		return;
+	vdom->users--;
+	if (pasid == VIOMMU_NO_PASID)
+		vdom->nopasid_users--;
+}
+
+static void dom_use(struct vtd_domain *vdom, uint32_t pasid, uint32_t tag)
+{
+	if (!vdom)
+		return;
+	if (!vdom->users) {
+		vdom->pasid_tag = tag;
+		vdom->pasid_mixed = 0;
+	} else if (vdom->pasid_tag != tag) {
+		vdom->pasid_mixed = 1;
+	}
+	vdom->users++;
+	if (pasid == VIOMMU_NO_PASID)
+		vdom->nopasid_users++;
+}
+
+/* Block (device, PASID) again, if the unit had attached it. */
+void vtd_detach(struct viommu_vtd *t, struct vtd_dev *vd, uint32_t pasid)
+{
+	if (pasid == VIOMMU_NO_PASID) {
+		if (!vd->attached)
+			return;
+		viommu_dev_detach(vd->dev, VIOMMU_NO_PASID);
+		dom_unuse(vd->dom, pasid);
+		vd->dom = NULL;
+		vd->attached = 0;
+		return;
+	}
+	struct vtd_patt *pa = vtd_patt_find(vd, pasid);
+	if (!pa)
+		return;
+	viommu_dev_detach(vd->dev, pasid);
+	dom_unuse(pa->dom, pasid);
+	*pa = vd->patt[--vd->nr_patt];
+	t->nr_patt--;
+}
+
+/*
+ * Attach (device, PASID) to vdom (NULL: identity), with s1 for a nested
+ * domain. It replaces an earlier attachment (viommu_dev_attach does so at
+ * once, so DMA in flight never finds the PASID unattached).
+ */
+int vtd_attach(struct viommu_vtd *t, struct vtd_dev *vd, uint32_t pasid, struct vtd_domain *vdom, uint16_t did,
+	       uint8_t fpd, const struct viommu_stage1 *s1)
+{
+	struct vtd_patt *pa = NULL;
+	if (pasid != VIOMMU_NO_PASID) {
+		pa = vtd_patt_find(vd, pasid);
+		if (!pa && vd->nr_patt == vd->cap_patt) {
+			/* Grow first, so a failure leaves everything as it was. */
+			uint32_t cap = vd->cap_patt ? 2 * vd->cap_patt : 4;
+			struct vtd_patt *n = valloc_zget(&t->alloc, sizeof(*n) * cap, 64);
+			if (!n)
+				return -ENOMEM;
+			if (vd->nr_patt)
+				memcpy(n, vd->patt, sizeof(*n) * vd->nr_patt);
+			if (vd->patt)
+				valloc_put(&t->alloc, vd->patt, sizeof(*n) * vd->cap_patt, 64);
+			vd->patt = n;
+			vd->cap_patt = cap;
+		}
+	}
+	int r = viommu_dev_attach(vd->dev, pasid, vdom ? vdom->d : t->identity, s1);
 	if (r)
 		return r;
-	if (vd->dom != vdom) {
-		if (vd->dom)
-			vd->dom->users--;
-		if (vdom)
-			vdom->users++;
+	uint32_t tag = pasid != VIOMMU_NO_PASID ? pasid : t->ttm == VTD_TTM_SCALABLE ? vd->rid_pasid : 0;
+	if (pasid == VIOMMU_NO_PASID) {
+		if (vd->attached)
+			dom_unuse(vd->dom, pasid);
+		dom_use(vdom, pasid, tag);
+		vd->dom = vdom;
+		vd->did = did;
+		vd->fpd = fpd;
+		vd->attached = 1;
+		return 0;
 	}
-	vd->dom = vdom;
-	vd->did = did;
-	vd->attached = 1;
+	if (pa) {
+		dom_unuse(pa->dom, pasid);
+	} else {
+		pa = &vd->patt[vd->nr_patt++];
+		pa->pasid = pasid;
+		t->nr_patt++;
+	}
+	dom_use(vdom, pasid, tag);
+	pa->dom = vdom;
+	pa->did = did;
+	pa->fpd = fpd;
 	return 0;
 }
 
@@ -289,26 +306,38 @@ static void domains_gc(struct viommu_vtd *t)
 	}
 }
 
-static int domain_get(struct viommu_vtd *t, uint16_t did, uint64_t root, unsigned levels, struct vtd_domain **out)
+/* The core domain for (DID, kind, root, levels): first-level tables are
+ * x86-64 paging over guest-physical addresses (VT-d 3.6) whose accessed and
+ * dirty flags the unit sets as the CPU would (3.6.2), with XD honoured;
+ * second-level ones the VT-d format (3.7); a nested domain's table is its
+ * second level, the first levels come with each attachment. */
+int vtd_domain_get(struct viommu_vtd *t, uint16_t did, enum vtd_dom_kind kind, uint64_t root, unsigned levels,
+		   struct vtd_domain **out)
 {
 	for (struct vtd_domain *vdom = t->domains; vdom; vdom = vdom->next) {
-		if (vdom->did == did && vdom->root == root && vdom->levels == levels) {
+		if (vdom->did == did && vdom->kind == kind && vdom->root == root && vdom->levels == levels) {
 			*out = vdom;
 			return 0;
 		}
 	}
-	/* A guest that keeps pointing context entries at new tables without
-	 * a global invalidation must not grow the table without bound. */
-	if (t->nr_domains >= 2 * t->nr_devs + 64)
+	/* A guest that keeps pointing its entries at new tables without a
+	 * global invalidation must not grow the table without bound. */
+	if (t->nr_domains >= 2 * (t->nr_devs + t->nr_patt) + 64)
 		domains_gc(t);
 	struct vtd_domain *vdom = valloc_zget(&t->alloc, sizeof(*vdom), 64);
 	if (!vdom)
 		return -ENOMEM;
 	struct viommu_domain_config dc = {
 		.size = sizeof(dc),
-		.type = VIOMMU_DOMAIN_PAGING,
+		.type = kind == VTD_DOM_NESTED ? VIOMMU_DOMAIN_NESTED : VIOMMU_DOMAIN_PAGING,
 		.pt = { .size = sizeof(dc.pt), .format = VIOMMU_PT_VTD_SL, .levels = levels, .oas = t->oas },
 	};
+	if (kind == VTD_DOM_FL) {
+		dc.pt.format = VIOMMU_PT_X86_64;
+		dc.pt.flags = VIOMMU_PT_F_AD | VIOMMU_PT_F_NXE;
+		/* 1 GiB pages as CAP.FL1GP says. */
+		dc.pt.pgsize_bitmap = VIOMMU_PGSIZE_4K | VIOMMU_PGSIZE_2M | VIOMMU_PGSIZE_1G;
+	}
 	int r = viommu_domain_create(t->v, &dc, &vdom->d);
 	if (r)
 		goto err_free;
@@ -316,6 +345,7 @@ static int domain_get(struct viommu_vtd *t, uint16_t did, uint64_t root, unsigne
 	if (r)
 		goto err_domain;
 	vdom->did = did;
+	vdom->kind = (uint8_t)kind;
 	vdom->root = root;
 	vdom->levels = (uint8_t)levels;
 	vdom->next = t->domains;
@@ -359,12 +389,12 @@ static unsigned ctx_hi_check(const struct viommu_vtd *t, uint64_t hi)
 {
 	if (hi & VTD_CTX_RSVD_HI)
 		return VTD_FR_CTX_RSVD;
-	if (!(aw_sagaw_bit((unsigned)(hi & VTD_CTX_AW_MASK)) & t->cap))
+	if (!(vtd_aw_sagaw_bit((unsigned)(hi & VTD_CTX_AW_MASK)) & t->cap))
 		return VTD_FR_CTX_INVALID;
 	return 0;
 }
 
-static int res_fault(struct viommu_fault_record *f, enum viommu_fault_reason why, uint64_t addr, uint64_t entry)
+int vtd_res_fault(struct viommu_fault_record *f, enum viommu_fault_reason why, uint64_t addr, uint64_t entry)
 {
 	f->reason = why;
 	f->level = 0;
@@ -373,14 +403,16 @@ static int res_fault(struct viommu_fault_record *f, enum viommu_fault_reason why
 	return -EFAULT;
 }
 
-/* Guest structures (root and context entries, descriptors) are read
- * through the core's hook, so CORRUPT_READ injection rules reach them. */
-static int read128(struct viommu_vtd *t, uint64_t addr, uint64_t *lo, uint64_t *hi)
+/* Guest structures (root, context and PASID entries, descriptors) are read
+ * through the core's hook, so CORRUPT_READ injection rules reach them: nq
+ * qwords from addr. */
+int vtd_read_guest(struct viommu_vtd *t, uint64_t addr, uint64_t *q, unsigned nq)
 {
 	struct inject_req who;
 	memset(&who, 0, sizeof(who));
-	if (core_guest_read64(t->v, &who, addr, lo) || core_guest_read64(t->v, &who, addr + 8, hi))
-		return -EFAULT;
+	for (unsigned i = 0; i < nq; i++)
+		if (core_guest_read64(t->v, &who, addr + 8ull * i, &q[i]))
+			return -EFAULT;
 	return 0;
 }
 
@@ -388,58 +420,96 @@ static int read128(struct viommu_vtd *t, uint64_t addr, uint64_t *lo, uint64_t *
  * (9.1, 9.3; 3.4 "Mapping Devices to Domains" says how a legacy-mode request
  * finds its context entry). 0, -EFAULT with the fault named in *f, or
  * -ENOMEM. Under dom_lock. */
-static int resolve_locked(struct viommu_vtd *t, struct vtd_dev *vd, struct viommu_rid rid,
+static int legacy_resolve(struct viommu_vtd *t, struct vtd_dev *vd, struct viommu_rid rid,
 			  struct viommu_fault_record *f)
 {
-	if (!t->tes) /* translation off: DMA passes untranslated */
-		return dev_attach(t, vd, NULL, 0);
-	uint64_t ra = t->rta + (uint64_t)rid.bus * VTD_ROOT_ENTRY_SIZE, rlo, rhi;
-	if (read128(t, ra, &rlo, &rhi))
-		return res_fault(f, VIOMMU_FAULT_ROOT_TABLE, ra, 0);
-	if (!(rlo & VTD_ROOT_P))
-		return res_fault(f, VIOMMU_FAULT_ROOT_NOT_PRESENT, ra, rlo);
-	if (rlo & (VTD_ROOT_RSVD_LO | (VTD_ROOT_CTP_MASK & t->haw_rsvd)))
-		return res_fault(f, VIOMMU_FAULT_ROOT_INVALID, ra, rlo);
-	if (rhi)
-		return res_fault(f, VIOMMU_FAULT_ROOT_INVALID, ra + 8, rhi);
-	uint64_t ca = (rlo & VTD_ROOT_CTP_MASK) + (uint64_t)rid.devfn * VTD_CTX_ENTRY_SIZE, clo, chi;
-	if (read128(t, ca, &clo, &chi))
-		return res_fault(f, VIOMMU_FAULT_CTX_TABLE, ca, 0);
+	uint64_t ra = t->rta + (uint64_t)rid.bus * VTD_ROOT_ENTRY_SIZE, re[2];
+	if (vtd_read_guest(t, ra, re, 2))
+		return vtd_res_fault(f, VIOMMU_FAULT_ROOT_TABLE, ra, 0);
+	if (!(re[0] & VTD_ROOT_P))
+		return vtd_res_fault(f, VIOMMU_FAULT_ROOT_NOT_PRESENT, ra, re[0]);
+	if (re[0] & (VTD_ROOT_RSVD_LO | (VTD_ROOT_CTP_MASK & t->haw_rsvd)))
+		return vtd_res_fault(f, VIOMMU_FAULT_ROOT_INVALID, ra, re[0]);
+	if (re[1])
+		return vtd_res_fault(f, VIOMMU_FAULT_ROOT_INVALID, ra + 8, re[1]);
+	uint64_t ca = (re[0] & VTD_ROOT_CTP_MASK) + (uint64_t)rid.devfn * VTD_CTX_ENTRY_SIZE, ce[2];
+	if (vtd_read_guest(t, ca, ce, 2))
+		return vtd_res_fault(f, VIOMMU_FAULT_CTX_TABLE, ca, 0);
+	uint64_t clo = ce[0], chi = ce[1];
 	if (!(clo & VTD_CTX_P))
-		return res_fault(f, VIOMMU_FAULT_CTX_NOT_PRESENT, ca, clo);
+		return vtd_res_fault(f, VIOMMU_FAULT_CTX_NOT_PRESENT, ca, clo);
 	/* From here on the entry is present: its FPD decides whether the
 	 * faults it leads to are recorded. */
 	vd->fpd = !!(clo & VTD_CTX_FPD);
 	if (ctx_lo_check(t, clo))
-		return res_fault(f, VIOMMU_FAULT_CTX_INVALID, ca, clo);
+		return vtd_res_fault(f, VIOMMU_FAULT_CTX_INVALID, ca, clo);
 	if (ctx_hi_check(t, chi))
-		return res_fault(f, VIOMMU_FAULT_CTX_INVALID, ca + 8, chi);
+		return vtd_res_fault(f, VIOMMU_FAULT_CTX_INVALID, ca + 8, chi);
 	uint16_t did = (uint16_t)((chi >> VTD_CTX_DID_SHIFT) & ((1u << VTD_DID_BITS) - 1));
 	unsigned tt = (unsigned)((clo & VTD_CTX_TT_MASK) >> VTD_CTX_TT_SHIFT);
 	if (tt == VTD_TT_PT)
-		return dev_attach(t, vd, NULL, did);
+		return vtd_attach(t, vd, VIOMMU_NO_PASID, NULL, did, vd->fpd, NULL);
 	unsigned levels = 2 + (unsigned)(chi & VTD_CTX_AW_MASK);
 	struct vtd_domain *vdom;
-	int r = domain_get(t, did, clo & VTD_CTX_SLPT_MASK, levels, &vdom);
-	return r ? r : dev_attach(t, vd, vdom, did);
+	int r = vtd_domain_get(t, did, VTD_DOM_SL, clo & VTD_CTX_SLPT_MASK, levels, &vdom);
+	return r ? r : vtd_attach(t, vd, VIOMMU_NO_PASID, vdom, did, vd->fpd, NULL);
 }
 
-/* The core asks: which domain is this requester in? */
+static int resolve_locked(struct viommu_vtd *t, struct vtd_dev *vd, struct viommu_rid rid, uint32_t pasid,
+			  struct viommu_fault_record *f)
+{
+	if (!t->tes) /* translation off: DMA passes untranslated */
+		return vtd_attach(t, vd, pasid, NULL, 0, 0, NULL);
+	if (t->ttm == VTD_TTM_SCALABLE)
+		return vtd_sm_resolve(t, vd, rid, pasid, f);
+	/* Legacy mode translates requests without PASID only. */
+	if (pasid != VIOMMU_NO_PASID)
+		return -ENOENT;
+	return legacy_resolve(t, vd, rid, f);
+}
+
+/* The core asks: which domain is this requester (or its PASID) in? */
 static int vtd_resolve(void *ctx, viommu_dev *dev, uint32_t pasid, struct viommu_fault_record *f)
 {
 	struct viommu_vtd *t = ctx;
 	struct viommu_rid rid = dev->rid;
 	int r = -ENOENT;
 
-	/* Legacy mode translates requests without PASID only. */
-	if (pasid != VIOMMU_NO_PASID || rid.segment != t->cfg.segment)
+	if (rid.segment != t->cfg.segment)
 		return -ENOENT;
 	pthread_mutex_lock(&t->dom_lock);
 	struct vtd_dev *vd = dev_slot(t, rid, 0);
 	if (vd && vd->dev == dev)
-		r = resolve_locked(t, vd, rid, f);
+		r = resolve_locked(t, vd, rid, pasid, f);
 	pthread_mutex_unlock(&t->dom_lock);
 	return r;
+}
+
+/* Resolve every attachment of a device again; those that no longer resolve
+ * are detached, and their next request faults with the reason. */
+static void dev_refresh(struct viommu_vtd *t, struct vtd_dev *vd, struct viommu_rid rid)
+{
+	struct viommu_fault_record f;
+	memset(&f, 0, sizeof(f));
+	if (resolve_locked(t, vd, rid, VIOMMU_NO_PASID, &f) && vd->attached)
+		vtd_detach(t, vd, VIOMMU_NO_PASID);
+	/* Backwards: a detach moves the last attachment into its slot. */
+	for (uint32_t i = vd->nr_patt; i-- > 0;) {
+		if (i >= vd->nr_patt)
+			continue;
+		uint32_t pasid = vd->patt[i].pasid;
+		memset(&f, 0, sizeof(f));
+		if (resolve_locked(t, vd, rid, pasid, &f))
+			vtd_detach(t, vd, pasid);
+	}
+}
+
+void vtd_refresh_att(struct viommu_vtd *t, struct vtd_dev *vd, struct viommu_rid rid, uint32_t pasid)
+{
+	struct viommu_fault_record f;
+	memset(&f, 0, sizeof(f));
+	if (resolve_locked(t, vd, rid, pasid, &f))
+		vtd_detach(t, vd, pasid);
 }
 
 /*
@@ -459,16 +529,13 @@ static void devs_refresh(struct viommu_vtd *t, dev_match_fn match, uint32_t a, u
 		for (unsigned devfn = 0; devfn < 256; devfn++) {
 			struct vtd_dev *vd = &bv[devfn];
 			struct viommu_rid rid = { .segment = t->cfg.segment, .bus = (uint8_t)bus, .devfn = (uint8_t)devfn };
-			struct viommu_fault_record f;
 			/* Requesters not attached yet are resolved too: one
 			 * whose DMA the core never translates (a passthrough
 			 * device whose consumer follows its domain) has no
 			 * other moment to be. */
 			if (!vd->dev || (match && !match(vd, rid, a, b)))
 				continue;
-			memset(&f, 0, sizeof(f));
-			if (resolve_locked(t, vd, rid, &f))
-				dev_detach(vd);
+			dev_refresh(t, vd, rid);
 		}
 	}
 }
@@ -583,19 +650,34 @@ static void fault_record(struct viommu_vtd *t, const struct viommu_fault_record 
 		lo = (r->addr & 0xffff) << VTD_FRCD_IR_IDX_SHIFT;
 	} else {
 		/* DMA faults of this unit's requesters while translation is on. */
-		if (!(t->gsts & VTD_GSTS_TES) || r->rid.segment != t->cfg.segment || r->pasid != VIOMMU_NO_PASID)
+		if (!(t->gsts & VTD_GSTS_TES) || r->rid.segment != t->cfg.segment)
 			return;
 		pthread_mutex_lock(&t->dom_lock);
+		int sm = t->ttm == VTD_TTM_SCALABLE;
 		struct vtd_dev *vd = dev_slot(t, r->rid, 0);
-		int known = vd && vd->dev;
-		int fpd = known && vd->fpd;
+		int known = vd && vd->dev, fpd = 0;
+		if (known && sm) {
+			code = vtd_sm_fault_code(vd, r, &fpd);
+		} else {
+			fpd = known && vd->fpd && fpd_applies(r->reason);
+			code = known && r->pasid == VIOMMU_NO_PASID ? dma_code(t, r) : 0;
+		}
 		pthread_mutex_unlock(&t->dom_lock);
-		if (!known || (fpd && fpd_applies(r->reason)))
+		if (!known || fpd)
 			return;
-		code = dma_code(t, r);
 		lo = r->addr & VTD_FRCD_FI_MASK;
 		if (!(r->access & VIOMMU_ACCESS_WRITE))
 			hi |= VTD_FRCD_T1;
+		if (sm) {
+			/* Scalable mode reports the request's PASID and its
+			 * privilege and execute attributes (7.1.3). */
+			if (r->pasid != VIOMMU_NO_PASID)
+				hi |= VTD_FRCD_PP | (uint64_t)(r->pasid & 0xfffff) << VTD_FRCD_PV_SHIFT;
+			if (r->access & VIOMMU_ACCESS_PRIV)
+				hi |= VTD_FRCD_PRIV;
+			if (r->access & VIOMMU_ACCESS_EXEC)
+				hi |= VTD_FRCD_EXE;
+		}
 	}
 	if (!code)
 		return;
@@ -639,7 +721,11 @@ static void cc_invalidate(struct viommu_vtd *t, unsigned g, uint16_t did, uint16
 		devs_refresh(t, NULL, 0, 0);
 		domains_gc(t);
 	} else if (g == VTD_CC_DOMAIN) {
-		devs_refresh(t, match_did, did & ((1u << VTD_DID_BITS) - 1), 0);
+		/* Scalable-mode context entries carry no DID: every device. */
+		if (t->ttm == VTD_TTM_SCALABLE)
+			devs_refresh(t, NULL, 0, 0);
+		else
+			devs_refresh(t, match_did, did & ((1u << VTD_DID_BITS) - 1), 0);
 	} else if (g == VTD_CC_DEVICE) {
 		/* The DID is not compared: invalidating more than asked is
 		 * always allowed. */
@@ -735,9 +821,45 @@ static void wait_complete(struct viommu_vtd *t, uint64_t lo, uint64_t hi, struct
 	}
 }
 
-/* 0 done, -EAGAIN to stall the queue at it, or an IQEI code. */
-static int desc_run(struct viommu_vtd *t, uint64_t lo, uint64_t hi, struct vtd_irqs *irq)
+/* Scalable-mode descriptors (types 6 to 8; 6.5.2.2, 6.5.2.4, 6.5.2.6):
+ * 0 done, or an IQEI code. */
+static int pdesc_run(struct viommu_vtd *t, const uint64_t *q)
 {
+	uint64_t lo = q[0], hi = q[1];
+	/* A unit without scalable mode knows no such types. */
+	if (!t->sm)
+		return VTD_IQEI_TYPE;
+	switch (VTD_DESC_TYPE(lo)) {
+	case VTD_DESC_PC:
+		if ((lo & VTD_PDESC_RSVD_LO) || hi || VTD_DESC_G(lo) == 2)
+			return VTD_IQEI_RESERVED;
+		vtd_sm_pc_invalidate(t, VTD_DESC_G(lo), VTD_PDESC_DID(lo), VTD_PDESC_PASID(lo));
+		return 0;
+	case VTD_DESC_PIOTLB:
+		if ((lo & VTD_PDESC_RSVD_LO) || (hi & VTD_PIOTLB_RSVD_HI) || VTD_DESC_G(lo) < VTD_PIOTLB_G_PASID)
+			return VTD_IQEI_RESERVED;
+		vtd_sm_piotlb_invalidate(t, VTD_DESC_G(lo), VTD_PDESC_DID(lo), VTD_PDESC_PASID(lo),
+					 hi & VTD_IVA_ADDR_MASK, (unsigned)(hi & VTD_IVA_AM_MASK));
+		return 0;
+	case VTD_DESC_PGRP:
+		return vtd_sm_page_response(t, q);
+	default:
+		/* PASID-based device TLB: none here (ECAP.DT = 0). */
+		if (hi & VTD_PDEVTLB_RSVD_HI)
+			return VTD_IQEI_RESERVED;
+		return 0;
+	}
+}
+
+/* One descriptor, q[0..1] (and q[2..3], reserved, of a 256-bit one):
+ * 0 done, -EAGAIN to stall the queue at it, or an IQEI code. */
+static int desc_run(struct viommu_vtd *t, const uint64_t *q, struct vtd_irqs *irq)
+{
+	uint64_t lo = q[0], hi = q[1];
+	/* Bits 255:128 are reserved, but for a page group response's
+	 * private data. */
+	if (t->iq_dw && (q[2] || q[3]) && !(VTD_DESC_TYPE(lo) == VTD_DESC_PGRP && (lo & VTD_PGRP_PDP)))
+		return VTD_IQEI_RESERVED;
 	switch (VTD_DESC_TYPE(lo)) {
 	case VTD_DESC_CC:
 		if ((lo & VTD_CC_DESC_RSVD_LO) || hi || !VTD_DESC_G(lo))
@@ -779,8 +901,12 @@ static int desc_run(struct viommu_vtd *t, uint64_t lo, uint64_t hi, struct vtd_i
 		wait_complete(t, lo, hi, irq);
 		return 0;
 	}
+	case VTD_DESC_PIOTLB:
+	case VTD_DESC_PC:
+	case VTD_DESC_PDEVTLB:
+	case VTD_DESC_PGRP:
+		return pdesc_run(t, q);
 	default:
-		/* PASID-based descriptors (types 6 to 8) are scalable mode's. */
 		return VTD_IQEI_TYPE;
 	}
 }
@@ -791,6 +917,13 @@ static void iq_error(struct viommu_vtd *t, unsigned iqei, struct vtd_irqs *irq)
 	fsts_set(t, VTD_FSTS_IQE, irq);
 }
 
+/* IQH/IQT hold byte offsets: index << 4 for 128-bit descriptors, << 5 for
+ * 256-bit ones. */
+static unsigned iq_shift(const struct viommu_vtd *t)
+{
+	return t->iq_dw ? 5 : 4;
+}
+
 /* Process the queue from IQH to IQT, synchronously. It stops at an invalid
  * descriptor (IQE, IQH left pointing at it: software fixes it and clears
  * IQE, which resumes), or at a wait descriptor whose completion is delayed. */
@@ -798,28 +931,36 @@ static void iq_run(struct viommu_vtd *t, struct vtd_irqs *irq)
 {
 	if (!(t->gsts & VTD_GSTS_QIES) || (t->fsts & VTD_FSTS_IQE) || t->wait_pending)
 		return;
-	uint32_t tail = (uint32_t)((t->iqt & VTD_IQ_INDEX_MASK) >> VTD_IQ_INDEX_SHIFT);
+	unsigned shift = iq_shift(t);
+	uint64_t toff = t->iqt & VTD_IQ_OFF_MASK;
+	if (toff == (t->iqh & VTD_IQ_OFF_MASK))
+		return;
+	if (t->iq_dw && (toff & VTD_IQ_DESC_SIZE)) {
+		iq_error(t, VTD_IQEI_TAIL_ALIGN, irq);
+		return;
+	}
+	uint32_t tail = (uint32_t)(toff >> shift);
 	/* head < entries always; with tail < entries it meets tail within
 	 * `entries` steps. */
-	while ((uint32_t)((t->iqh & VTD_IQ_INDEX_MASK) >> VTD_IQ_INDEX_SHIFT) != tail) {
-		uint32_t head = (uint32_t)((t->iqh & VTD_IQ_INDEX_MASK) >> VTD_IQ_INDEX_SHIFT);
+	while ((uint32_t)((t->iqh & VTD_IQ_OFF_MASK) >> shift) != tail) {
+		uint32_t head = (uint32_t)((t->iqh & VTD_IQ_OFF_MASK) >> shift);
 		if (tail >= t->iq_entries) {
 			iq_error(t, VTD_IQEI_TAIL, irq);
 			return;
 		}
-		uint64_t lo, hi;
-		if (read128(t, t->iq_base + (uint64_t)head * VTD_IQ_DESC_SIZE, &lo, &hi)) {
+		uint64_t q[4] = { 0, 0, 0, 0 };
+		if (vtd_read_guest(t, t->iq_base + ((uint64_t)head << shift), q, t->iq_dw ? 4 : 2)) {
 			iq_error(t, VTD_IQEI_FETCH, irq);
 			return;
 		}
-		int r = desc_run(t, lo, hi, irq);
+		int r = desc_run(t, q, irq);
 		if (r == -EAGAIN)
 			return;
 		if (r) {
 			iq_error(t, (unsigned)r, irq);
 			return;
 		}
-		t->iqh = (uint64_t)((head + 1) % t->iq_entries) << VTD_IQ_INDEX_SHIFT;
+		t->iqh = (uint64_t)((head + 1) % t->iq_entries) << shift;
 	}
 }
 
@@ -831,8 +972,9 @@ static void deferred_poll(struct viommu_vtd *t, struct vtd_irqs *irq)
 		return;
 	t->wait_pending = 0;
 	wait_complete(t, t->wait_lo, t->wait_hi, irq);
-	uint32_t head = (uint32_t)((t->iqh & VTD_IQ_INDEX_MASK) >> VTD_IQ_INDEX_SHIFT);
-	t->iqh = (uint64_t)((head + 1) % t->iq_entries) << VTD_IQ_INDEX_SHIFT;
+	unsigned shift = iq_shift(t);
+	uint32_t head = (uint32_t)((t->iqh & VTD_IQ_OFF_MASK) >> shift);
+	t->iqh = (uint64_t)((head + 1) % t->iq_entries) << shift;
 	iq_run(t, irq);
 }
 
@@ -863,15 +1005,18 @@ static void gcmd_write(struct viommu_vtd *t, uint32_t val, struct vtd_irqs *irq)
 	int ir_changed = 0, te_changed = 0, qi_enabled = 0;
 
 	if (val & VTD_GCMD_SRTP) {
-		/* Only the legacy table mode is implemented: a root table
-		 * pointer in another mode is not taken (RTPS stays as it is). */
-		if (((t->rtaddr & VTD_RTADDR_TTM_MASK) >> VTD_RTADDR_TTM_SHIFT) == VTD_TTM_LEGACY) {
+		/* Legacy mode, and scalable mode on a unit that has it; a root
+		 * table pointer in another mode is not taken (RTPS stays as it
+		 * is). */
+		unsigned ttm = (unsigned)((t->rtaddr & VTD_RTADDR_TTM_MASK) >> VTD_RTADDR_TTM_SHIFT);
+		if (ttm == VTD_TTM_LEGACY || (ttm == VTD_TTM_SCALABLE && t->sm)) {
 			pthread_mutex_lock(&t->dom_lock);
 			t->rta = t->rtaddr & VTD_RTADDR_RTA_MASK;
+			t->ttm = ttm;
 			pthread_mutex_unlock(&t->dom_lock);
 			g |= VTD_GSTS_RTPS;
 		} else {
-			vtd_log(t, VIOMMU_LOG_WARN, "SRTP with a translation table mode other than legacy ignored");
+			vtd_log(t, VIOMMU_LOG_WARN, "SRTP with a translation table mode the unit does not have ignored");
 		}
 	}
 	if (val & VTD_GCMD_SIRTP) {
@@ -887,7 +1032,8 @@ static void gcmd_write(struct viommu_vtd *t, uint32_t val, struct vtd_irqs *irq)
 	}
 	if ((val & VTD_GCMD_QIE) && !(g & VTD_GSTS_QIES)) {
 		t->iq_base = t->iqa & VTD_IQA_ADDR_MASK;
-		t->iq_entries = 256u << (t->iqa & VTD_IQA_QS_MASK);
+		t->iq_dw = !!(t->iqa & VTD_IQA_DW); /* writable only in scalable mode */
+		t->iq_entries = (4096u << (t->iqa & VTD_IQA_QS_MASK)) >> iq_shift(t);
 		g |= VTD_GSTS_QIES;
 		qi_enabled = 1;
 	} else if (!(val & VTD_GCMD_QIE) && (g & VTD_GSTS_QIES)) {
@@ -926,7 +1072,7 @@ static void gcmd_write(struct viommu_vtd *t, uint32_t val, struct vtd_irqs *irq)
 /* Register file                                                            */
 
 /* A 64-bit register at an 8-aligned offset: 1 and its value, else 0. */
-static int reg64_read(const struct viommu_vtd *t, uint64_t off, uint64_t *q)
+static int reg64_read(struct viommu_vtd *t, uint64_t off, uint64_t *q)
 {
 	switch (off) {
 	case VTD_REG_CAP: *q = t->cap; return 1;
@@ -945,6 +1091,10 @@ static int reg64_read(const struct viommu_vtd *t, uint64_t off, uint64_t *q)
 	case VTD_REG_IOTLB: *q = t->iotlb; return 1;
 	default: break;
 	}
+	if (t->sm && (off == VTD_REG_PQH || off == VTD_REG_PQT || off == VTD_REG_PQA)) {
+		*q = off == VTD_REG_PQH ? t->pqh : off == VTD_REG_PQT ? t->pqt : t->pqa;
+		return 1;
+	}
 	if (off >= VTD_FRO && off < VTD_FRO + (uint64_t)t->nfr * VTD_FRCD_SIZE) {
 		uint64_t i = (off - VTD_FRO) / VTD_FRCD_SIZE;
 		*q = t->frcd[i][(off >> 3) & 1];
@@ -958,13 +1108,13 @@ static uint32_t fsts_read(const struct viommu_vtd *t)
 	return t->fsts | (t->frcd_set ? VTD_FSTS_PPF : 0) | t->fri << VTD_FSTS_FRI_SHIFT;
 }
 
-static uint32_t reg32_read(const struct viommu_vtd *t, uint64_t off)
+static uint32_t reg32_read(struct viommu_vtd *t, uint64_t off)
 {
 	uint64_t q;
 	if (reg64_read(t, off & ~7ull, &q))
 		return (off & 4) ? (uint32_t)(q >> 32) : (uint32_t)q;
 	switch (off) {
-	case VTD_REG_VER: return VTD_VER_VALUE;
+	case VTD_REG_VER: return t->sm ? VTD_VER_SM_VALUE : VTD_VER_VALUE;
 	case VTD_REG_GSTS: return t->gsts;
 	case VTD_REG_FSTS: return fsts_read(t);
 	case VTD_REG_FECTL: return t->fectl;
@@ -979,8 +1129,20 @@ static uint32_t reg32_read(const struct viommu_vtd *t, uint64_t off)
 	case VTD_REG_IEDATA: return t->iedata;
 	case VTD_REG_IEADDR: return t->ieaddr;
 	case VTD_REG_IEUADDR: return t->ieuaddr;
-	default: return 0; /* GCMD reads 0 (write-only); reserved offsets too */
+	default: break;
 	}
+	uint32_t v = 0; /* GCMD reads 0 (write-only); reserved offsets too */
+	if (t->sm && off >= VTD_REG_PRS && off <= VTD_REG_PEUADDR) {
+		switch (off) {
+		case VTD_REG_PRS: v = t->prs; break;
+		case VTD_REG_PECTL: v = t->pectl; break;
+		case VTD_REG_PEDATA: v = t->pedata; break;
+		case VTD_REG_PEADDR: v = t->peaddr; break;
+		case VTD_REG_PEUADDR: v = t->peuaddr; break;
+		default: break;
+		}
+	}
+	return v;
 }
 
 static uint64_t merge(uint64_t old, uint64_t val, uint64_t mask)
@@ -1010,12 +1172,13 @@ static void reg64_write(struct viommu_vtd *t, uint64_t off, uint64_t val, uint64
 		t->phmlimit = merge(t->phmlimit, val, mask);
 		return;
 	case VTD_REG_IQT:
-		t->iqt = merge(t->iqt, val, mask & VTD_IQ_INDEX_MASK);
+		t->iqt = merge(t->iqt, val, mask & VTD_IQ_OFF_MASK);
 		iq_run(t, irq);
 		return;
 	case VTD_REG_IQA:
-		/* DW (256-bit descriptors) is scalable mode's: reserved. */
-		t->iqa = merge(t->iqa, val, mask & (VTD_IQA_ADDR_MASK | VTD_IQA_QS_MASK));
+		/* DW (256-bit descriptors) is scalable mode's: reserved
+		 * without it. */
+		t->iqa = merge(t->iqa, val, mask & (VTD_IQA_ADDR_MASK | VTD_IQA_QS_MASK | (t->sm ? VTD_IQA_DW : 0)));
 		return;
 	case VTD_REG_IRTA:
 		t->irta = merge(t->irta, val,
@@ -1029,6 +1192,22 @@ static void reg64_write(struct viommu_vtd *t, uint64_t off, uint64_t val, uint64
 		t->iotlb = merge(t->iotlb, val, mask & VTD_IOTLB_RW_MASK);
 		if (t->iotlb & VTD_IOTLB_IVT)
 			iotlb_run(t);
+		return;
+	case VTD_REG_PQH:
+	case VTD_REG_PQT:
+	case VTD_REG_PQA:
+		if (!t->sm)
+			return;
+		if (off == VTD_REG_PQH) {
+			/* Software consumed requests: room for more. */
+			t->pqh = merge(t->pqh, val, mask & VTD_PQ_OFF_MASK);
+			vtd_sm_prq_drain(t, irq);
+		} else if (off == VTD_REG_PQT) {
+			/* Software sets it up (to 0) before enabling requests. */
+			t->pqt = merge(t->pqt, val, mask & VTD_PQ_OFF_MASK);
+		} else {
+			t->pqa = merge(t->pqa, val, mask & (VTD_PQA_ADDR_MASK | VTD_PQA_PQS_MASK));
+		}
 		return;
 	default:
 		break;
@@ -1056,6 +1235,8 @@ static void ectl_write(uint32_t *ctl, uint32_t val, int *send)
 		*send = 1;
 	}
 }
+
+static void prq_reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, struct vtd_irqs *irq);
 
 static void reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, struct vtd_irqs *irq)
 {
@@ -1108,7 +1289,39 @@ static void reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, struct
 	case VTD_REG_IEDATA: t->iedata = val; return;
 	case VTD_REG_IEADDR: t->ieaddr = val & VTD_EADDR_MASK; return;
 	case VTD_REG_IEUADDR: t->ieuaddr = val; return;
-	default: return; /* VER, GSTS: read-only; reserved offsets */
+	default: break; /* VER, GSTS: read-only; reserved offsets */
+	}
+	if (t->sm && off >= VTD_REG_PRS && off <= VTD_REG_PEUADDR)
+		prq_reg32_write(t, off, val, irq);
+}
+
+/* The page request registers (scalable mode). */
+static void prq_reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, struct vtd_irqs *irq)
+{
+	int send = 0;
+	switch (off) {
+	case VTD_REG_PRS: {
+		uint32_t clear = val & (VTD_PRS_PPR | VTD_PRS_PRO) & t->prs;
+		t->prs &= ~clear;
+		if (!t->prs)
+			t->pectl &= ~VTD_ECTL_IP;
+		/* Room again after an overflow: requests waiting go in. */
+		if (clear & VTD_PRS_PRO)
+			vtd_sm_prq_drain(t, irq);
+		return;
+	}
+	case VTD_REG_PECTL:
+		ectl_write(&t->pectl, val, &send);
+		if (send) {
+			irq->prq = 1;
+			irq->prq_addr = (uint64_t)t->peuaddr << 32 | t->peaddr;
+			irq->prq_data = t->pedata;
+		}
+		return;
+	case VTD_REG_PEDATA: t->pedata = val; return;
+	case VTD_REG_PEADDR: t->peaddr = val & VTD_EADDR_MASK; return;
+	case VTD_REG_PEUADDR: t->peuaddr = val; return;
+	default: return;
 	}
 }
 
@@ -1240,10 +1453,40 @@ viommu_dev *viommu_vtd_device(viommu_vtd *t, struct viommu_rid rid)
 	 * again on its first DMA, which records the fault. */
 	struct viommu_fault_record f;
 	memset(&f, 0, sizeof(f));
-	resolve_locked(t, vd, rid, &f);
+	resolve_locked(t, vd, rid, VIOMMU_NO_PASID, &f);
 out:
 	pthread_mutex_unlock(&t->dom_lock);
 	return dev;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Page requests (scalable mode)                                            */
+
+/* A device submitted a page request to an empty queue: move what is there
+ * into the guest's page request queue. */
+static void vtd_prq_raise(void *ctx)
+{
+	struct viommu_vtd *t = ctx;
+	struct vtd_irqs irq = { 0 };
+	pthread_mutex_lock(&t->lock);
+	vtd_sm_prq_drain(t, &irq);
+	mirror_update(t);
+	pthread_mutex_unlock(&t->lock);
+	irqs_send(t, &irq);
+}
+
+/* The guest (or the queue, when full) answered a page request group. */
+static void vtd_prq_respond(void *ctx, struct viommu_rid rid, uint32_t pasid, uint16_t group,
+			    enum viommu_prq_response code)
+{
+	struct viommu_vtd *t = ctx;
+	if (t->cfg.prq_respond)
+		t->cfg.prq_respond(t->cfg.prq_ctx, rid, pasid, group, code);
+}
+
+viommu_prq *viommu_vtd_prq(viommu_vtd *t)
+{
+	return t ? t->prq : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1262,6 +1505,7 @@ static void registers_reset(struct viommu_vtd *t)
 	/* 11.4: the event interrupts come out of reset masked. */
 	t->fectl = VTD_ECTL_IM;
 	t->iectl = VTD_ECTL_IM;
+	t->pectl = VTD_ECTL_IM;
 }
 
 int viommu_vtd_create(viommu *v, const struct viommu_vtd_config *cfg, viommu_vtd **out)
@@ -1272,7 +1516,8 @@ int viommu_vtd_create(viommu *v, const struct viommu_vtd_config *cfg, viommu_vtd
 		return -EINVAL;
 	*out = NULL;
 	if (!v || !cfg || cfg->size < sizeof(*cfg) ||
-	    (cfg->flags & ~(VIOMMU_VTD_F_X2APIC | VIOMMU_VTD_F_CACHING_MODE)) || cfg->fault_records > VTD_MAX_FRCD)
+	    (cfg->flags & ~(VIOMMU_VTD_F_X2APIC | VIOMMU_VTD_F_CACHING_MODE | VIOMMU_VTD_F_SCALABLE)) ||
+	    cfg->fault_records > VTD_MAX_FRCD)
 		return -EINVAL;
 	uint32_t aw = cfg->aw_bits ? cfg->aw_bits : 48;
 	if (aw != 39 && aw != 48 && aw != 57)
@@ -1299,6 +1544,20 @@ int viommu_vtd_create(viommu *v, const struct viommu_vtd_config *cfg, viommu_vtd
 	 * the guest need not flush its CPU caches after a table update. */
 	t->ecap = VTD_ECAP_C | VTD_ECAP_QI | VTD_ECAP_IR | VTD_ECAP_PT | VTD_ECAP_IRO(VTD_IRO / 16) |
 		  VTD_ECAP_MHMV(VTD_MHMV_VALUE) | ((cfg->flags & VIOMMU_VTD_F_X2APIC) ? VTD_ECAP_EIM : 0);
+	if (cfg->flags & VIOMMU_VTD_F_SCALABLE) {
+		/* Scalable mode (VT-d 3.x): first-level, second-level, nested
+		 * and pass-through PASID entries, 20-bit PASIDs, RID_PASID,
+		 * supervisor requests, page requests (PRS: devices submit them
+		 * through viommu_vtd_prq); page walks are coherent in scalable
+		 * mode too (SMPWC). No execute requests (ERS), no device TLBs,
+		 * no second-level A/D (SLADS). */
+		t->sm = 1;
+		/* First-level tables are x86-64 paging whatever MGAW is: 4
+		 * and 5 levels, 1 GiB pages. */
+		t->cap |= VTD_CAP_FL1GP | VTD_CAP_FL5LP;
+		t->ecap |= VTD_ECAP_SMTS | VTD_ECAP_FLTS | VTD_ECAP_SLTS | VTD_ECAP_NEST | VTD_ECAP_PASID |
+			   VTD_ECAP_PSS(VTD_PSS_VALUE) | VTD_ECAP_SRS | VTD_ECAP_SMPWC | VTD_ECAP_RPS | VTD_ECAP_PRS;
+	}
 	registers_reset(t);
 
 	t->frcd = valloc_zget(&t->alloc, sizeof(*t->frcd) * t->nfr, 64);
@@ -1326,9 +1585,18 @@ int viommu_vtd_create(viommu *v, const struct viommu_vtd_config *cfg, viommu_vtd
 	r = viommu_fault_queue_create(&fqc, &hooks, &t->fq);
 	if (r)
 		goto err_identity;
+	if (t->sm) {
+		struct viommu_prq_config pc = {
+			.size = sizeof(pc), .entries = VTD_PRQ_ENTRIES, .raise = vtd_prq_raise,
+			.respond = vtd_prq_respond, .ctx = t,
+		};
+		r = viommu_prq_create(&pc, &hooks, &t->prq);
+		if (r)
+			goto err_fq;
+	}
 	r = viommu_set_resolver(v, vtd_resolve, t);
 	if (r)
-		goto err_fq;
+		goto err_prq;
 	if (instance_has_fq(v)) {
 		r = -EBUSY;
 		goto err_resolver;
@@ -1341,6 +1609,8 @@ int viommu_vtd_create(viommu *v, const struct viommu_vtd_config *cfg, viommu_vtd
 
 err_resolver:
 	viommu_set_resolver(v, NULL, NULL);
+err_prq:
+	viommu_prq_destroy(t->prq);
 err_fq:
 	viommu_fault_queue_destroy(t->fq);
 err_identity:
@@ -1375,9 +1645,12 @@ void viommu_vtd_destroy(viommu_vtd *t)
 		struct vtd_dev *b = t->bus[bus];
 		if (!b)
 			continue;
-		for (unsigned devfn = 0; devfn < 256; devfn++)
+		for (unsigned devfn = 0; devfn < 256; devfn++) {
 			if (b[devfn].dev)
 				viommu_dev_destroy(b[devfn].dev);
+			if (b[devfn].patt)
+				valloc_put(&t->alloc, b[devfn].patt, sizeof(*b[devfn].patt) * b[devfn].cap_patt, 64);
+		}
 		valloc_put(&t->alloc, b, sizeof(*b) * 256, 64);
 	}
 	while (t->domains) {
@@ -1388,6 +1661,7 @@ void viommu_vtd_destroy(viommu_vtd *t)
 	}
 	viommu_domain_destroy(t->identity);
 	viommu_fault_queue_destroy(t->fq);
+	viommu_prq_destroy(t->prq);
 	pthread_mutex_destroy(&t->dom_lock);
 	pthread_mutex_destroy(&t->lock);
 	valloc_put(&t->alloc, t->frcd, sizeof(*t->frcd) * t->nfr, 64);

@@ -2,8 +2,9 @@
 /*
  * Writes the seed corpus of fuzz_vtd (format: fuzz_vtd_input.h) into the
  * directory given: a boot that does DMA, the fault paths, each invalidation
- * descriptor type (good and bad), interrupt remapping and its faults, and a
- * fault-record overflow. Run by hand; its output is checked in.
+ * descriptor type (good and bad), interrupt remapping and its faults, a
+ * fault-record overflow, and scalable mode: every PGTT, 256-bit descriptors,
+ * structure faults. Run by hand; its output is checked in.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -89,6 +90,35 @@ static void tables_boot(struct seed *s, uint8_t tt)
 	byte(s, 0);
 	byte(s, tt);
 	byte(s, OP_BOOT);
+}
+
+static void sm_tables_boot(struct seed *s, uint8_t pgtt, uint8_t flags)
+{
+	byte(s, OP_SM_TABLES);
+	byte(s, pgtt);
+	byte(s, flags);
+	byte(s, OP_SM_BOOT);
+}
+
+static void desc256(struct seed *s, uint64_t q0, uint64_t q1, uint8_t q23)
+{
+	byte(s, OP_DESC256);
+	num(s, q0, 8);
+	num(s, q1, 8);
+	byte(s, q23);
+}
+
+static void dma_pasid(struct seed *s, uint8_t bus, uint8_t devfn, uint32_t pasid, uint64_t iova, uint16_t len,
+		      int write, int priv)
+{
+	byte(s, OP_DMA_PASID);
+	byte(s, bus);
+	byte(s, devfn);
+	num(s, pasid, 3);
+	num(s, iova, 8);
+	num(s, len, 2);
+	byte(s, (uint8_t)write);
+	byte(s, (uint8_t)priv);
 }
 
 static int save(const char *dir, const char *name, const struct seed *s)
@@ -230,5 +260,144 @@ int main(int argc, char **argv)
 	mmio_w(&s, 0x18, 0, 0);
 	dma(&s, 0, 8, 0xff000, 0xffff, 0);
 	rc |= save(dir, "seed-registers", &s);
+
+	/* scalable mode: first level through RID_PASID and PASID 1, a PASID
+	 * with no entry, an unmapped page, a write to a read-only page */
+	start(&s, 0x11, 7);
+	dma(&s, 0, 8, FV_DATA, 16, 0);
+	sm_tables_boot(&s, 1, 4);
+	dma(&s, 0, 8, 0x1000, 64, 0);
+	dma(&s, 0, 8, 0x1000, 8, 1);
+	dma_pasid(&s, 0, 8, 1, 0x1000, 32, 0, 0);
+	dma_pasid(&s, 0, 8, 1, 0x1000, 32, 0, 1);
+	dma_pasid(&s, 0, 8, 2, 0x1000, 8, 0, 0);
+	dma_pasid(&s, 0, 8, 0x10000, 0x1000, 8, 0, 0);
+	dma(&s, 0, 8, 0x2000, 8, 0);
+	dma(&s, 0, 8, 0x800000000000ull, 8, 0);
+	dma(&s, 0, 0x88, 0x1000, 8, 0);
+	mmio_r(&s, 0x34, 0);
+	mmio_r(&s, 0x200, 1);
+	mmio_r(&s, 0x208, 1);
+	rc |= save(dir, "seed-sm-boot", &s);
+
+	/* every PGTT (second level, nested, pass-through, reserved ones),
+	 * with FPD and 5-level first level */
+	static const uint8_t pgtts[][2] = { { 2, 0 }, { 3, 0 }, { 4, 0 }, { 0, 0 }, { 5, 0 }, { 1, 1 }, { 1, 2 }, { 3, 8 } };
+	for (unsigned i = 0; i < sizeof(pgtts) / sizeof(pgtts[0]); i++) {
+		char name[32];
+		start(&s, 0x10 | (uint8_t)(i & 1), 3);
+		sm_tables_boot(&s, pgtts[i][0], pgtts[i][1]);
+		dma(&s, 0, 8, 0x1000, 8, 0);
+		dma(&s, 0, 8, 0x1000, 8, 1);
+		dma_pasid(&s, 0, 8, 1, 0x1000, 8, 0, 0);
+		dma(&s, 0, 8, FV_DATA, 8, 0);
+		snprintf(name, sizeof(name), "seed-sm-pgtt%u-%u", pgtts[i][0], pgtts[i][1]);
+		rc |= save(dir, name, &s);
+	}
+
+	/* 256-bit descriptors: every type Linux issues in scalable mode, good
+	 * and bad, with the tables changed between */
+	start(&s, 0x13, 15);
+	sm_tables_boot(&s, 1, 0);
+	dma(&s, 0, 8, 0x1000, 8, 0);
+	desc256(&s, 0x1 | 1u << 4, 0, 0);                          /* context: global */
+	desc256(&s, 0x1 | 3u << 4 | 0x8ull << 32, 0, 0);            /* context: device */
+	desc256(&s, 0x7 | 0u << 4 | 1u << 16, 0, 0);                /* PASID cache: domain */
+	desc256(&s, 0x7 | 1u << 4 | 1u << 16 | 1ull << 32, 0, 0);   /* PASID cache: PASID */
+	desc256(&s, 0x7 | 3u << 4, 0, 0);                           /* PASID cache: global */
+	desc256(&s, 0x6 | 2u << 4 | 1u << 16, 0, 0);                /* PASID IOTLB: PASID */
+	desc256(&s, 0x6 | 3u << 4 | 1u << 16 | 1ull << 32, 0x1000 | 2, 0); /* page, AM 2 */
+	desc256(&s, 0x2 | 2u << 4 | 1u << 16, 0, 0);                /* IOTLB: domain */
+	desc256(&s, 0x8 | (0x8ull << 16) | (1ull << 32), 0x1000, 0); /* PASID device TLB */
+	desc256(&s, 0x3 | 0x8ull << 32, 0x1000, 0);                  /* device TLB */
+	desc256(&s, 0x4, 0, 0);                                      /* IEC */
+	desc256(&s, wait_desc(1), FV_STAT, 0);
+	ram_w(&s, FV_SMPT + 16, (FV_FL + 0x1000) | 0);               /* first level moved */
+	desc256(&s, 0x7 | 1u << 4 | 1u << 16, 0, 0);
+	dma(&s, 0, 8, 0x1000, 8, 0);
+	ram_w(&s, FV_SMPT, 0);                                       /* PASID entry 0 cleared */
+	desc256(&s, 0x7 | 0u << 4 | 1u << 16, 0, 0);
+	dma(&s, 0, 8, 0x1000, 8, 0);
+	desc256(&s, 0x7 | 2u << 4, 0, 0);                            /* PASID cache G 2: IQE */
+	mmio_r(&s, 0xb0, 1);
+	mmio_w(&s, 0x34, 1u << 4, 0);
+	desc256(&s, wait_desc(2), FV_STAT + 4, 1);                   /* qword 2: IQE */
+	mmio_w(&s, 0x34, 1u << 4, 0);
+	desc256(&s, 0x6 | 0u << 4, 0, 0);                            /* PASID IOTLB G 0: IQE */
+	mmio_w(&s, 0x34, 1u << 4, 0);
+	mmio_w(&s, 0x88, 0x30, 0);                                   /* tail not 32-aligned */
+	mmio_r(&s, 0xb0, 1);
+	rc |= save(dir, "seed-sm-descriptors", &s);
+
+	/* scalable-mode structure faults, each followed by a context-cache
+	 * invalidation and DMA */
+	static const struct {
+		uint32_t addr;
+		uint64_t val;
+	} breaks[] = {
+		{ FV_ROOT, FV_CTX | 1 | 0x10 },       /* root reserved */
+		{ FV_ROOT, 0 },                       /* root not present */
+		{ FV_ROOT, FV_CTX | 1 },
+		{ FV_CTX + 8 * 32 + 16, 1 },          /* context qword 2 */
+		{ FV_CTX + 8 * 32 + 16, 0 },
+		{ FV_CTX + 8 * 32 + 8, 0x10000 },     /* RID_PASID beyond the directory */
+		{ FV_CTX + 8 * 32 + 8, 0 },
+		{ FV_SMDIR, FV_SMPT | 1 | 4 },        /* directory entry reserved */
+		{ FV_SMDIR, 0x40000000 | 1 },         /* PASID table outside RAM */
+		{ FV_SMDIR, FV_SMPT | 1 },
+		{ FV_SMPT + 8, 1 | 1u << 16 },        /* PASID entry reserved */
+		{ FV_SMPT + 8, 1 },
+		{ FV_SMPT + 16, FV_FL | 3 },          /* SRE, ERE */
+		{ FV_SMPT + 16, FV_FL },
+		{ FV_FL, (FV_FL + 0x1000) | 7 | 0x80 }, /* first level PS in PML4 */
+	};
+	start(&s, 0x10, 3);
+	sm_tables_boot(&s, 1, 0);
+	for (unsigned i = 0; i < sizeof(breaks) / sizeof(breaks[0]); i++) {
+		ram_w(&s, breaks[i].addr, breaks[i].val);
+		desc256(&s, 0x1 | 1u << 4, 0, 0);
+		desc256(&s, 0x7 | 3u << 4, 0, 0);
+		dma(&s, 0, 8, 0x1000, 8, 0);
+		dma_pasid(&s, 0, 8, 1, 0x1000, 8, 0, 0);
+		mmio_w(&s, 0x20c, 1u << 31, 0);
+		mmio_w(&s, 0x21c, 1u << 31, 0);
+		mmio_w(&s, 0x22c, 1u << 31, 0);
+		mmio_w(&s, 0x34, 1, 0);
+	}
+	rc |= save(dir, "seed-sm-faults", &s);
+
+	/* page requests: into the queue, answered, the queue overflowing */
+	start(&s, 0x10, 3);
+	sm_tables_boot(&s, 1, 0);
+	for (unsigned i = 0; i < 140; i++) {
+		byte(&s, OP_PRQ);
+		byte(&s, 0);
+		byte(&s, 8);
+		num(&s, 5, 3);
+		num(&s, 0x1000ull * i, 8);
+		num(&s, i % 512, 2);
+		byte(&s, (uint8_t)((i % 3 == 2 ? 2 : 0) | 1u << 2 | (i & 1 ? 0x21 : 0)));
+		if (i == 2) {
+			/* the page group response of group 2, and a bad one */
+			desc256(&s, 0x9 | 1u << 4 | 0x8ull << 16 | 5ull << 32, 1u << 2 | 2u << 3, 0);
+			desc256(&s, 0x9 | 1u << 4 | 3u << 12 | 0x8ull << 16 | 5ull << 32, 2u << 3, 0);
+			mmio_w(&s, 0x34, 1u << 4, 0);
+			mmio_w(&s, 0xdc, 1, 0);
+			mmio_w(&s, 0xc0, 0x60, 1);
+		}
+	}
+	mmio_r(&s, 0xdc, 0);
+	mmio_w(&s, 0xc0, 0xfe0, 1);
+	mmio_w(&s, 0xdc, 3, 0);
+	mmio_w(&s, 0xe0, 1u << 31, 0);
+	byte(&s, OP_PRQ);
+	byte(&s, 0);
+	byte(&s, 16);
+	num(&s, 0, 3);
+	num(&s, 0x7000, 8);
+	num(&s, 1, 2);
+	byte(&s, 3);
+	mmio_w(&s, 0xe0, 0, 0);
+	rc |= save(dir, "seed-sm-prq", &s);
 	return rc;
 }

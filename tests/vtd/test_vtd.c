@@ -12,7 +12,13 @@
  * a bad one and resumption, wait with status write and interrupt, injected
  * drop and delay of completions), IOTLB/context-cache/IEC invalidation seen
  * through DMA and interrupts, interrupt-remapping faults, register access
- * widths, the DMAR table, create errors and allocation failures.
+ * widths, the DMAR table, create errors and allocation failures. Scalable
+ * mode: capabilities, first-level (with A/D), second-level, nested and
+ * pass-through PASID entries through RID_PASID and PASIDs, every malformed or
+ * absent scalable-mode structure with its fault reason (and FPD), 256-bit
+ * descriptors, PASID-cache / PASID-based IOTLB / context-cache / IOTLB
+ * invalidation seen as stale-before and fresh-after, allocation failures, DMA
+ * racing PASID-entry changes, and page requests with their responses.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -1234,6 +1240,1171 @@ static void test_bounds(void)
 	free(ram);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Scalable mode                                                            */
+/*
+ * The structures below are written from the VT-d specification (9.2 root
+ * entry, 9.4 context entry, 9.5 PASID directory entry, 9.6 PASID table entry,
+ * 3.6 first-level paging = x86-64 paging), independently of the library.
+ */
+
+#define SM_TTM       (1ull << 10) /* RTADDR.TTM = 01 */
+#define SM_IQA_DW    (1ull << 11) /* 256-bit descriptors */
+#define FL_P  (1ull << 0)
+#define FL_RW (1ull << 1)
+#define FL_US (1ull << 2)
+#define FL_A  (1ull << 5)
+#define FL_D  (1ull << 6)
+#define FL_PS (1ull << 7)
+#define FL_XD (1ull << 63)
+#define FL_ADDR 0x000ffffffffff000ull
+#define PGTT_FL 1u
+#define PGTT_SL 2u
+#define PGTT_NESTED 3u
+#define PGTT_PT 4u
+
+/* Root entry (9.2): low qword devices 0-127, high qword 128-255. */
+static void sm_root(struct vg *g, uint8_t bus, uint64_t lctp, uint64_t uctp)
+{
+	vg_wr64(g, VG_ROOT + bus * 16ull, lctp ? lctp | 1 : 0);
+	vg_wr64(g, VG_ROOT + bus * 16ull + 8, uctp ? uctp | 1 : 0);
+}
+
+/* Context entry (9.4), 32 bytes at (devfn % 128): P 0, FPD 1, PASIDE 3,
+ * PDTS 11:9, PASID directory 63:12; RID_PASID 19:0 of the second qword. */
+static uint64_t sm_ctx(struct vg *g, uint64_t table, uint8_t devfn, uint64_t dir, unsigned pdts, int paside, int fpd,
+		       uint32_t rid_pasid)
+{
+	uint64_t a = table + (devfn & 127) * 32ull;
+	vg_wr64(g, a, 1 | (fpd ? 2u : 0u) | (paside ? 8u : 0u) | (uint64_t)pdts << 9 | dir);
+	vg_wr64(g, a + 8, rid_pasid);
+	vg_wr64(g, a + 16, 0);
+	vg_wr64(g, a + 24, 0);
+	return a;
+}
+
+/* PASID directory entry (9.5): P 0, FPD 1, PASID table 63:12. */
+static uint64_t sm_pde(struct vg *g, uint64_t dir, uint32_t pasid, uint64_t table, int fpd)
+{
+	uint64_t a = dir + (pasid >> 6) * 8ull;
+	vg_wr64(g, a, table | 1 | (fpd ? 2u : 0u));
+	return a;
+}
+
+/* PASID table entry (9.6), 64 bytes: P 0, FPD 1, AW 4:2, PGTT 8:6, SLPTPTR
+ * 63:12; DID 15:0; FLPM 3:2, FLPTPTR 63:12; the rest 0. */
+static uint64_t sm_pe(struct vg *g, uint64_t table, uint32_t pasid, unsigned pgtt, uint16_t did, uint64_t slptr,
+		      unsigned aw, uint64_t flptr, int fpd)
+{
+	uint64_t a = table + (pasid & 63) * 64ull;
+	vg_wr64(g, a, 1 | (fpd ? 2u : 0u) | (uint64_t)aw << 2 | (uint64_t)pgtt << 6 | slptr);
+	vg_wr64(g, a + 8, did);
+	vg_wr64(g, a + 16, flptr);
+	for (unsigned i = 3; i < 8; i++)
+		vg_wr64(g, a + 8 * i, 0);
+	return a;
+}
+
+/* Map a 4 KiB page in a 4-level first-level table (host address root).
+ * Table pointers are written as host address + off (a nested first level
+ * points at guest-physical addresses that its second level maps back). The
+ * address of the leaf entry is returned. */
+static uint64_t fl_map(struct vg *g, uint64_t root, uint64_t iova, uint64_t out, uint64_t flags, uint64_t off)
+{
+	uint64_t table = root;
+	for (unsigned l = 4; l > 1; l--) {
+		uint64_t ea = table + ((iova >> (12 + 9 * (l - 1))) & 511) * 8;
+		uint64_t e = vg_rd64(g, ea);
+		if (!(e & FL_P)) {
+			e = (vg_page(g) + off) | FL_P | FL_RW | FL_US;
+			vg_wr64(g, ea, e);
+		}
+		table = (e & FL_ADDR) - off;
+	}
+	uint64_t la = table + ((iova >> 12) & 511) * 8;
+	vg_wr64(g, la, out | flags);
+	return la;
+}
+
+/* 256-bit descriptors in a queue of 256 (IQA.QS = 1: two pages). */
+static void sm_qi_put(struct vg *g, uint64_t q0, uint64_t q1, uint64_t q2, uint64_t q3)
+{
+	uint64_t a = VG_IQ + (uint64_t)g->iq_tail * 32;
+	vg_wr64(g, a, q0);
+	vg_wr64(g, a + 8, q1);
+	vg_wr64(g, a + 16, q2);
+	vg_wr64(g, a + 24, q3);
+	g->iq_tail = (g->iq_tail + 1) % 256;
+}
+
+static void sm_qi_kick(struct vg *g)
+{
+	w32(g, R_IQT, g->iq_tail << 5);
+}
+
+/* As qi_sync, with 256-bit descriptors (descs: pairs of qwords). */
+static int sm_qi_sync(struct vg *g, const uint64_t *descs, unsigned n)
+{
+	uint32_t data = ++g->status_seq;
+	uint64_t st = VG_STATUS + (g->status_seq % 64) * 4;
+	vg_wr32(g, st, 0);
+	for (unsigned i = 0; i < n; i++)
+		sm_qi_put(g, descs[2 * i], descs[2 * i + 1], 0, 0);
+	sm_qi_put(g, D_WAIT | (1ull << 5) | (uint64_t)data << 32, st, 0, 0);
+	sm_qi_kick(g);
+	return vg_rd32(g, st) == data;
+}
+
+#define D_PDEVTLB 0x8ull
+/* PASID-cache (6.5.2.2) and PASID-based IOTLB (6.5.2.4): G 5:4, DID 31:16,
+ * PASID 51:32; the latter's second qword AM 5:0, ADDR 63:12. */
+static uint64_t d_pc(unsigned g, uint16_t did, uint32_t pasid)
+{
+	return D_PC | (uint64_t)g << 4 | (uint64_t)did << 16 | (uint64_t)pasid << 32;
+}
+
+static uint64_t d_piotlb(unsigned g, uint16_t did, uint32_t pasid)
+{
+	return D_PIOTLB | (uint64_t)g << 4 | (uint64_t)did << 16 | (uint64_t)pasid << 32;
+}
+
+/* Linux's scalable-mode boot: root table with TTM = 01, queued invalidation
+ * with 256-bit descriptors, global context, PASID-cache and IOTLB flushes,
+ * translation on. */
+static void sm_boot(struct vg *g)
+{
+	uint64_t cap = r64(g, R_CAP), ecap = r64(g, R_ECAP);
+	g_fro = ((cap >> 24) & 0x3ff) * 16;
+	g_iro = ((ecap >> 8) & 0x3ff) * 16;
+	w32(g, R_FEDATA, 0x41);
+	w32(g, R_FEADDR, 0xfee00000u);
+	w32(g, R_FECTL, 0);
+
+	w32(g, R_IQT, 0);
+	w64(g, R_IQA, VG_IQ | SM_IQA_DW | 1);
+	CHECK_EQ(r64(g, R_IQA), VG_IQ | SM_IQA_DW | 1);
+	w32(g, R_GCMD, G_QIE);
+	CHECK(r32(g, R_GSTS) & G_QIE);
+	g->iq_tail = 0;
+
+	w64(g, R_RTADDR, VG_ROOT | SM_TTM);
+	w32(g, R_GCMD, G_QIE | G_SRTP);
+	CHECK(r32(g, R_GSTS) & G_SRTP);
+	CHECK_EQ(r64(g, R_RTADDR), VG_ROOT | SM_TTM);
+	uint64_t fl[6] = { d_cc(1, 0, 0, 0), 0, d_pc(3, 0, 0), 0, d_iotlb(1, 0), 0 };
+	CHECK(sm_qi_sync(g, fl, 3));
+	CHECK_EQ(r64(g, R_IQH), 4u << 5);
+	CHECK_EQ(r32(g, R_FSTS) & FS_IQE, 0);
+	w32(g, R_GCMD, G_QIE | G_TE);
+	CHECK_EQ(r32(g, R_GSTS) & (G_QIE | G_TE | G_SRTP), G_QIE | G_TE | G_SRTP);
+}
+
+/* The fault record of the batch FSTS.FRI names (the only one, as the tests
+ * clear the records after each fault): its high qword, and the low in *lo.
+ * 0 when no fault is pending. The records are cleared afterwards. */
+static uint64_t sm_fault(struct vg *g, uint64_t *lo)
+{
+	uint32_t fsts = r32(g, R_FSTS);
+	uint64_t l = 0, h = 0;
+	if (fsts & FS_PPF)
+		frcd(g, FS_FRI(fsts), &l, &h);
+	if (lo)
+		*lo = l;
+	faults_clear(g, 8);
+	return h;
+}
+
+#define FR_CODE(hi) ((unsigned)(((hi) >> 32) & 0xff))
+#define FR_PP(hi) ((unsigned)(((hi) >> 31) & 1))
+#define FR_PV(hi) ((uint32_t)(((hi) >> 40) & 0xfffff))
+
+static void test_sm_caps(void)
+{
+	struct vg g;
+	struct viommu_vtd_config c = vcfg(VIOMMU_VTD_F_SCALABLE, 48, 0);
+	vt_case("sm caps");
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	uint64_t cap = r64(&g, R_CAP), ecap = r64(&g, R_ECAP);
+	CHECK_EQ(r32(&g, R_VER), 0x30);
+	CHECK_EQ((ecap >> 43) & 1, 1); /* SMTS */
+	CHECK_EQ((ecap >> 47) & 1, 1); /* FLTS */
+	CHECK_EQ((ecap >> 46) & 1, 1); /* SLTS */
+	CHECK_EQ((ecap >> 26) & 1, 1); /* NEST */
+	CHECK_EQ((ecap >> 40) & 1, 1); /* PASID */
+	CHECK_EQ((ecap >> 35) & 0x1f, 19); /* PSS: 20-bit PASIDs */
+	CHECK_EQ((ecap >> 31) & 1, 1); /* SRS */
+	CHECK_EQ((ecap >> 49) & 1, 1); /* RPS */
+	CHECK_EQ((ecap >> 6) & 1, 1);  /* PT */
+	CHECK_EQ((ecap >> 29) & 1, 1); /* PRS: page requests */
+	CHECK_EQ((ecap >> 30) & 1, 0); /* ERS */
+	CHECK_EQ((ecap >> 2) & 1, 0);  /* DT */
+	CHECK_EQ((cap >> 56) & 1, 1);  /* FL1GP */
+	CHECK_EQ((cap >> 60) & 1, 1);  /* FL5LP */
+	/* TTM 01 is taken, 10 (reserved) is not */
+	w64(&g, R_RTADDR, VG_ROOT | SM_TTM);
+	w32(&g, R_GCMD, G_SRTP);
+	CHECK(r32(&g, R_GSTS) & G_SRTP);
+	vg_fini(&g);
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	w64(&g, R_RTADDR, VG_ROOT | 2ull << 10);
+	w32(&g, R_GCMD, G_SRTP);
+	CHECK_EQ(r32(&g, R_GSTS) & G_SRTP, 0);
+	vg_fini(&g);
+
+	/* a scalable-mode unit still runs a legacy-mode guest (sm_off):
+	 * legacy tables, 128-bit descriptors */
+	vt_case("sm caps: legacy guest");
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	viommu_dev *d = viommu_vtd_device(g.vtd, vg_rid(0, 1, 0));
+	uint64_t slroot = vg_page(&g);
+	sl_map(&g, slroot, 4, 0x10000000, VG_DATA, SL_R | SL_W);
+	g.ram[VG_DATA] = 0x77;
+	vg_root(&g, 0, VG_CTX0);
+	vg_ctx(&g, VG_CTX0, 1 << 3, 0, slroot, 2, 1, 0);
+	boot(&g, 1);
+	uint8_t b = 0;
+	size_t done;
+	struct viommu_fault_record f;
+	CHECK_EQ(viommu_dma_read(d, VIOMMU_NO_PASID, 0x10000000, &b, 1, 0, &done, &f), 0);
+	CHECK_EQ(b, 0x77);
+	/* a request with PASID finds no translation in legacy mode, and is
+	 * not recorded (legacy fault records carry no PASID) */
+	CHECK_EQ(viommu_dma_read(d, 3, 0x10000000, &b, 1, 0, &done, &f), -EFAULT);
+	CHECK_EQ(f.reason, VIOMMU_FAULT_BLOCKED);
+	CHECK_EQ(r32(&g, R_FSTS) & FS_PPF, 0);
+	vg_fini(&g);
+
+	vt_case("sm caps: legacy unit");
+	c = vcfg(0, 48, 0);
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	ecap = r64(&g, R_ECAP);
+	CHECK_EQ(r32(&g, R_VER), 0x10);
+	CHECK_EQ(ecap & (1ull << 43 | 1ull << 47 | 1ull << 46 | 1ull << 40), 0);
+	CHECK_EQ((r64(&g, R_CAP) >> 56) & 1, 0);
+	/* a scalable root table pointer is not taken, IQA.DW is reserved */
+	w64(&g, R_RTADDR, VG_ROOT | SM_TTM);
+	w32(&g, R_GCMD, G_SRTP);
+	CHECK_EQ(r32(&g, R_GSTS) & G_SRTP, 0);
+	w64(&g, R_IQA, VG_IQ | SM_IQA_DW);
+	CHECK_EQ(r64(&g, R_IQA), VG_IQ);
+	/* PASID-cache descriptors are unknown to it: IQE, invalid type */
+	w32(&g, R_IQT, 0);
+	w32(&g, R_GCMD, G_QIE);
+	g.iq_tail = 0;
+	uint64_t pc[2] = { d_pc(3, 0, 0), 0 };
+	CHECK(!qi_sync(&g, pc, 1));
+	CHECK(r32(&g, R_FSTS) & FS_IQE);
+	CHECK_EQ(r64(&g, R_IQERCD) & 0xf, 3);
+	CHECK_EQ(r64(&g, R_IQH), 0);
+	vg_fini(&g);
+}
+
+/* Every translation type, through RID_PASID and with a PASID. */
+static void test_sm_translate(void)
+{
+	struct vg g;
+	struct viommu_vtd_config c = vcfg(VIOMMU_VTD_F_SCALABLE | VIOMMU_VTD_F_X2APIC, 48, 0);
+	vt_case("sm translate");
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	for (uint64_t i = 0; i < 8; i++)
+		memset(g.ram + VG_DATA + i * 4096, (int)(0xb0 + i), 4096);
+	viommu_dev *dfl = viommu_vtd_device(g.vtd, vg_rid(0, 1, 0));
+	viommu_dev *dsl = viommu_vtd_device(g.vtd, vg_rid(0, 2, 0));
+	viommu_dev *dpt = viommu_vtd_device(g.vtd, vg_rid(0, 3, 0));
+	viommu_dev *dnest = viommu_vtd_device(g.vtd, vg_rid(0, 4, 0));
+	viommu_dev *dup = viommu_vtd_device(g.vtd, vg_rid(0, 16, 1)); /* devfn 0x81: upper half */
+	CHECK(dfl && dsl && dpt && dnest && dup);
+
+	uint64_t ctx_lo = VG_CTX0, ctx_hi = VG_CTX2;
+	sm_root(&g, 0, ctx_lo, ctx_hi);
+
+	/* 00:01.0: first level through RID_PASID 0 (DID 1), and PASID 5 with a
+	 * table of its own (DID 1 too); its leaf entries start without A/D */
+	uint64_t dir1 = vg_page(&g), pt1 = vg_page(&g), fl1 = vg_page(&g), fl1b = vg_page(&g);
+	sm_ctx(&g, ctx_lo, 1 << 3, dir1, 0, 1, 0, 0);
+	sm_pde(&g, dir1, 0, pt1, 0);
+	sm_pe(&g, pt1, 0, PGTT_FL, 1, 0, 2, fl1, 0);
+	sm_pe(&g, pt1, 5, PGTT_FL, 1, 0, 2, fl1b, 0);
+	uint64_t la = fl_map(&g, fl1, 0x20000000, VG_DATA, FL_P | FL_RW | FL_US, 0);
+	fl_map(&g, fl1, 0x20001000, VG_DATA + 0x1000, FL_P | FL_US, 0);            /* read-only */
+	fl_map(&g, fl1, 0x20002000, VG_DATA + 0x2000, FL_P | FL_RW, 0);            /* supervisor */
+	fl_map(&g, fl1b, 0x20000000, VG_DATA + 0x3000, FL_P | FL_RW | FL_US, 0);
+	/* 00:02.0: second level, 4-level (AW 2), DID 2 */
+	uint64_t dir2 = vg_page(&g), pt2 = vg_page(&g), sl2 = vg_page(&g);
+	sm_ctx(&g, ctx_lo, 2 << 3, dir2, 0, 0, 0, 0);
+	sm_pde(&g, dir2, 0, pt2, 0);
+	sm_pe(&g, pt2, 0, PGTT_SL, 2, sl2, 2, 0, 0);
+	sl_map(&g, sl2, 4, 0x30000000, VG_DATA + 0x4000, SL_R);
+	/* 00:03.0: pass-through, through RID_PASID 70 (second directory entry) */
+	uint64_t dir3 = vg_page(&g), pt3 = vg_page(&g);
+	sm_ctx(&g, ctx_lo, 3 << 3, dir3, 0, 0, 0, 70);
+	sm_pde(&g, dir3, 70, pt3, 0);
+	sm_pe(&g, pt3, 70, PGTT_PT, 3, 0, 2, 0, 0);
+	/* 00:04.0: nested (DID 4): a first level whose tables and outputs are
+	 * guest-physical addresses 0x40000000 above the host ones, and a
+	 * second level that maps them back */
+	const uint64_t off = 0x40000000;
+	uint64_t dir4 = vg_page(&g), pt4 = vg_page(&g), sl4 = vg_page(&g), fl4 = vg_page(&g);
+	sm_ctx(&g, ctx_lo, 4 << 3, dir4, 0, 0, 0, 0);
+	sm_pde(&g, dir4, 0, pt4, 0);
+	uint64_t fl4_first = g.pt_next;
+	fl_map(&g, fl4, 0x50000000, VG_DATA + 0x5000 + off, FL_P | FL_RW | FL_US | FL_A | FL_D, off);
+	fl_map(&g, fl4, 0x50002000, VG_DATA + 0x7000 + off, FL_P | FL_RW | FL_US | FL_A | FL_D, off);
+	for (uint64_t p = fl4; p < g.pt_next; p += 4096)
+		if (p == fl4 || p >= fl4_first)
+			sl_map(&g, sl4, 4, p + off, p, SL_R | SL_W);
+	sl_map(&g, sl4, 4, VG_DATA + 0x5000 + off, VG_DATA + 0x5000, SL_R | SL_W);
+	sm_pe(&g, pt4, 0, PGTT_NESTED, 4, sl4, 2, fl4 + off, 0);
+	/* 00:10.1: first level again, from the upper context table */
+	uint64_t dir5 = vg_page(&g), pt5 = vg_page(&g), fl5 = vg_page(&g);
+	sm_ctx(&g, ctx_hi, 0x81, dir5, 0, 0, 0, 0);
+	sm_pde(&g, dir5, 0, pt5, 0);
+	sm_pe(&g, pt5, 0, PGTT_FL, 5, 0, 2, fl5, 0);
+	fl_map(&g, fl5, 0x60000000, VG_DATA + 0x6000, FL_P | FL_RW | FL_US | FL_A | FL_D, 0);
+
+	sm_boot(&g);
+	uint8_t buf[16];
+	size_t done;
+	struct viommu_fault_record f;
+	unsigned msis = g.nmsi;
+
+	vt_case("sm translate: first level");
+	CHECK_EQ(viommu_dma_read(dfl, VIOMMU_NO_PASID, 0x20000010, buf, 8, 0, &done, &f), 0);
+	CHECK_EQ(buf[0], 0xb0);
+	/* the unit set A on every entry it used (3.6.2), D only on a write */
+	CHECK_EQ(vg_rd64(&g, la) & (FL_A | FL_D), FL_A);
+	CHECK(vg_rd64(&g, fl1) & FL_A);
+	uint8_t w[4] = { 9, 8, 7, 6 };
+	CHECK_EQ(viommu_dma_write(dfl, VIOMMU_NO_PASID, 0x20000020, w, 4, 0, &done, &f), 0);
+	CHECK_EQ(g.ram[VG_DATA + 0x20], 9);
+	CHECK_EQ(vg_rd64(&g, la) & (FL_A | FL_D), FL_A | FL_D);
+	CHECK_EQ(vg_rd64(&g, la) & FL_ADDR, VG_DATA);
+	/* PASID 5 has its own table */
+	CHECK_EQ(viommu_dma_read(dfl, 5, 0x20000000, buf, 8, 0, &done, &f), 0);
+	CHECK_EQ(buf[0], 0xb3);
+	/* a supervisor page: a privileged request with PASID may read it */
+	CHECK_EQ(viommu_dma_read(dfl, 5, 0x20000000, buf, 8, VIOMMU_DMA_PRIV, &done, &f), 0);
+
+	vt_case("sm translate: second level, pass-through, nested, upper half");
+	CHECK_EQ(viommu_dma_read(dsl, VIOMMU_NO_PASID, 0x30000000, buf, 8, 0, &done, &f), 0);
+	CHECK_EQ(buf[0], 0xb4);
+	CHECK_EQ(viommu_dma_read(dpt, VIOMMU_NO_PASID, VG_DATA + 0x7000, buf, 8, 0, &done, &f), 0);
+	CHECK_EQ(buf[0], 0xb7);
+	CHECK_EQ(viommu_dma_read(dnest, VIOMMU_NO_PASID, 0x50000000, buf, 8, 0, &done, &f), 0);
+	CHECK_EQ(buf[0], 0xb5);
+	CHECK_EQ(viommu_dma_write(dnest, VIOMMU_NO_PASID, 0x50000100, w, 4, 0, &done, &f), 0);
+	CHECK_EQ(g.ram[VG_DATA + 0x5100], 9);
+	CHECK_EQ(viommu_dma_read(dup, VIOMMU_NO_PASID, 0x60000000, buf, 8, 0, &done, &f), 0);
+	CHECK_EQ(buf[0], 0xb6);
+	CHECK_EQ(r32(&g, R_FSTS), 0);
+	CHECK_EQ(g.nmsi, msis);
+
+	/* faults of the walks, with their scalable-mode reasons */
+	struct {
+		const char *what;
+		viommu_dev *d;
+		uint32_t pasid;
+		uint64_t iova;
+		int write;
+		uint32_t attrs;
+		enum viommu_fault_reason reason;
+		unsigned code;
+	} cases[] = {
+		{ "fl write to read-only", dfl, VIOMMU_NO_PASID, 0x20001000, 1, 0, VIOMMU_FAULT_PERMISSION, 0x85 },
+		{ "fl user read of supervisor page", dfl, VIOMMU_NO_PASID, 0x20002000, 0, 0, VIOMMU_FAULT_PERMISSION,
+		  0x81 },
+		{ "fl not present", dfl, VIOMMU_NO_PASID, 0x20003000, 0, 0, VIOMMU_FAULT_NOT_PRESENT, 0x71 },
+		{ "fl not present, PASID", dfl, 5, 0x20001000, 0, 0, VIOMMU_FAULT_NOT_PRESENT, 0x71 },
+		{ "fl not canonical", dfl, VIOMMU_NO_PASID, 0x0000900000000000ull, 0, 0, VIOMMU_FAULT_ADDR_WIDTH, 0x80 },
+		{ "sl write to read-only", dsl, VIOMMU_NO_PASID, 0x30000000, 1, 0, VIOMMU_FAULT_PERMISSION, 0x85 },
+		{ "sl not present", dsl, VIOMMU_NO_PASID, 0x30001000, 0, 0, VIOMMU_FAULT_NOT_PRESENT, 0x86 },
+		{ "sl beyond the width", dsl, VIOMMU_NO_PASID, 1ull << 50, 0, 0, VIOMMU_FAULT_ADDR_WIDTH, 0x83 },
+		{ "nested: first level not present", dnest, VIOMMU_NO_PASID, 0x50001000, 0, 0,
+		  VIOMMU_FAULT_NOT_PRESENT, 0x71 },
+		{ "nested: output not in the second level", dnest, VIOMMU_NO_PASID, 0x50002000, 0, 0,
+		  VIOMMU_FAULT_NOT_PRESENT, 0x86 },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		vt_case("sm translate: %s", cases[i].what);
+		int r = cases[i].write ? viommu_dma_write(cases[i].d, cases[i].pasid, cases[i].iova, w, 4, cases[i].attrs,
+							  &done, &f)
+				       : viommu_dma_read(cases[i].d, cases[i].pasid, cases[i].iova, buf, 4,
+							 cases[i].attrs, &done, &f);
+		CHECK_EQ(r, -EFAULT);
+		CHECK_EQ(f.reason, cases[i].reason);
+		uint64_t lo, hi = sm_fault(&g, &lo);
+		CHECK_EQ(FR_CODE(hi), cases[i].code);
+		CHECK_EQ(lo, cases[i].iova & ~0xfffull);
+		CHECK_EQ(hi & 0xffff, cases[i].d == dfl ? 0x08 : cases[i].d == dsl ? 0x10 : 0x20);
+		CHECK_EQ((hi >> 62) & 1, !cases[i].write);
+		CHECK_EQ(FR_PP(hi), cases[i].pasid != VIOMMU_NO_PASID);
+		CHECK_EQ(FR_PV(hi), cases[i].pasid != VIOMMU_NO_PASID ? cases[i].pasid : 0);
+	}
+	vg_fini(&g);
+}
+
+/* Every malformed or absent scalable-mode structure: its fault reason in
+ * the fault recording registers, and FPD. */
+static void test_sm_faults(void)
+{
+	struct vg g;
+	struct viommu_vtd_config c = vcfg(VIOMMU_VTD_F_SCALABLE, 48, 0);
+	vt_case("sm faults");
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	memset(g.ram + VG_DATA, 0x5a, 4096);
+	/* A good first-level table and PASID table to start from. */
+	uint64_t fl = vg_page(&g);
+	fl_map(&g, fl, 0x1000, VG_DATA, FL_P | FL_RW | FL_US, 0);
+	uint64_t flbad = vg_page(&g);
+	fl_map(&g, flbad, 0x1000, VG_DATA, FL_P | FL_RW | FL_US, 0);
+	vg_wr64(&g, flbad, vg_rd64(&g, flbad) | FL_PS); /* PS in a PML4 entry: reserved */
+	uint64_t sl = vg_page(&g);
+	sl_map(&g, sl, 4, 0x1000, VG_DATA, SL_R | SL_W);
+	uint64_t slbad = vg_page(&g);
+	sl_map(&g, slbad, 4, 0x1000, VG_DATA, SL_R | SL_W);
+	vg_wr64(&g, slbad, vg_rd64(&g, slbad) | (1ull << 7)); /* bit 7 of a non-leaf: reserved */
+	const uint64_t outside = 0x40000000; /* beyond the 16 MiB of RAM */
+
+	/* bus 0 lower: devfn 0-127, one case each, every one with its own
+	 * PASID directory and table; bus 1 root entry not present; bus 2 root
+	 * reserved bit; bus 3 context table outside RAM */
+	sm_root(&g, 0, VG_CTX0, VG_CTX2);
+	vg_wr64(&g, VG_ROOT + 2 * 16, VG_CTX2 | 1 | 0x10);
+	vg_wr64(&g, VG_ROOT + 3 * 16, outside | 1);
+	struct {
+		const char *what;
+		unsigned code;
+		enum viommu_fault_reason reason;
+		uint32_t pasid; /* of the request */
+		int recorded;   /* 0: FPD suppresses the record */
+	} cases[] = {
+		/* 0 */ { "context not present", 0x41, VIOMMU_FAULT_CTX_NOT_PRESENT, VIOMMU_NO_PASID, 1 },
+		/* 1 */ { "context reserved bit 5", 0x42, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 2 */ { "context qword 2 not 0", 0x42, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 3 */ { "context DTE without device TLBs", 0x43, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 4 */ { "request with PASID, PASIDE clear", 0x45, VIOMMU_FAULT_CTX_INVALID, 7, 1 },
+		/* 5 */ { "PASID beyond the directory", 0x46, VIOMMU_FAULT_CTX_INVALID, 0x10000, 1 },
+		/* 6 */ { "RID_PASID beyond the directory", 0x48, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 7 */ { "directory entry not present", 0x51, VIOMMU_FAULT_CTX_NOT_PRESENT, VIOMMU_NO_PASID, 1 },
+		/* 8 */ { "directory entry reserved bit", 0x52, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 9 */ { "directory outside memory", 0x50, VIOMMU_FAULT_CTX_TABLE, VIOMMU_NO_PASID, 1 },
+		/* 10 */ { "PASID entry not present", 0x59, VIOMMU_FAULT_CTX_NOT_PRESENT, VIOMMU_NO_PASID, 1 },
+		/* 11 */ { "PASID entry reserved bit 10", 0x5a, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 12 */ { "PASID entry qword 5 not 0", 0x5a, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 13 */ { "PGTT 5", 0x5b, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 14 */ { "PGTT 0", 0x5b, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 15 */ { "second level AW 4", 0x5b, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 16 */ { "first level FLPM 2", 0x5b, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 17 */ { "first level ERE without ECAP.ERS", 0x5b, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 1 },
+		/* 18 */ { "PASID table outside memory", 0x58, VIOMMU_FAULT_CTX_TABLE, VIOMMU_NO_PASID, 1 },
+		/* 19 */ { "first-level reserved bit", 0x72, VIOMMU_FAULT_RESERVED_BIT, VIOMMU_NO_PASID, 1 },
+		/* 20 */ { "second-level reserved bit", 0x7a, VIOMMU_FAULT_RESERVED_BIT, VIOMMU_NO_PASID, 1 },
+		/* 21 */ { "first-level table outside memory", 0x70, VIOMMU_FAULT_TABLE_OUTSIDE_MEMORY, VIOMMU_NO_PASID, 1 },
+		/* 22 */ { "FPD in the PASID entry", 0x71, VIOMMU_FAULT_NOT_PRESENT, VIOMMU_NO_PASID, 0 },
+		/* 23 */ { "FPD in the directory entry", 0x59, VIOMMU_FAULT_CTX_NOT_PRESENT, VIOMMU_NO_PASID, 0 },
+		/* 24 */ { "FPD in the context entry", 0x5a, VIOMMU_FAULT_CTX_INVALID, VIOMMU_NO_PASID, 0 },
+		/* 25 */ { "first level, PASID entry with reserved DID bits", 0x5a, VIOMMU_FAULT_CTX_INVALID, 3, 1 },
+		/* 26 */ { "PASID request, PASID entry not present", 0x59, VIOMMU_FAULT_CTX_NOT_PRESENT, 9, 1 },
+	};
+	unsigned n = sizeof(cases) / sizeof(cases[0]);
+	uint64_t dirs[32], pts[32];
+	for (unsigned i = 0; i < n; i++) {
+		dirs[i] = vg_page(&g);
+		pts[i] = vg_page(&g);
+		if (i == 0)
+			continue; /* context entry left 0 */
+		uint64_t ca = sm_ctx(&g, VG_CTX0, (uint8_t)i, dirs[i], 0, 1, i == 24, 0);
+		uint64_t da = sm_pde(&g, dirs[i], 0, pts[i], i == 23);
+		uint64_t pa = sm_pe(&g, pts[i], 0, PGTT_FL, 1, 0, 2, fl, i == 22);
+		switch (i) {
+		case 1: vg_wr64(&g, ca, vg_rd64(&g, ca) | 0x20); break;
+		case 2: vg_wr64(&g, ca + 16, 1); break;
+		case 3: vg_wr64(&g, ca, vg_rd64(&g, ca) | 0x4); break;
+		case 4: vg_wr64(&g, ca, vg_rd64(&g, ca) & ~0x8ull); break;
+		case 6: vg_wr64(&g, ca + 8, 0x10000); break;
+		case 7: vg_wr64(&g, da, 0); break;
+		case 8: vg_wr64(&g, da, vg_rd64(&g, da) | 0x4); break;
+		case 9: vg_wr64(&g, ca, (vg_rd64(&g, ca) & 0xfff) | outside); break;
+		case 10: vg_wr64(&g, pa, 0); break;
+		case 11: vg_wr64(&g, pa, vg_rd64(&g, pa) | 0x400); break;
+		case 12: vg_wr64(&g, pa + 40, 1); break;
+		case 13: sm_pe(&g, pts[i], 0, 5, 1, sl, 2, fl, 0); break;
+		case 14: sm_pe(&g, pts[i], 0, 0, 1, sl, 2, fl, 0); break;
+		case 15: sm_pe(&g, pts[i], 0, PGTT_SL, 1, sl, 4, 0, 0); break;
+		case 16: sm_pe(&g, pts[i], 0, PGTT_FL, 1, 0, 2, fl | 8, 0); break;
+		case 17: sm_pe(&g, pts[i], 0, PGTT_FL, 1, 0, 2, fl | 2, 0); break;
+		case 18: vg_wr64(&g, da, outside | 1); break;
+		case 19: sm_pe(&g, pts[i], 0, PGTT_FL, 1, 0, 2, flbad, 0); break;
+		case 20: sm_pe(&g, pts[i], 0, PGTT_SL, 1, slbad, 2, 0, 0); break;
+		case 21: sm_pe(&g, pts[i], 0, PGTT_FL, 1, 0, 2, outside, 0); break;
+		case 22: sm_pe(&g, pts[i], 0, PGTT_FL, 1, 0, 2, vg_page(&g), 1); break; /* empty table */
+		case 23: vg_wr64(&g, pa, 0); break;
+		case 24: vg_wr64(&g, pa, vg_rd64(&g, pa) | 0x400); break;
+		case 25: sm_pe(&g, pts[i], 3, PGTT_FL, 1, 0, 2, fl, 0); vg_wr64(&g, pts[i] + 3 * 64 + 8, 1 | 0x10000); break;
+		default: break;
+		}
+	}
+	sm_boot(&g);
+	uint8_t buf[8];
+	size_t done;
+	struct viommu_fault_record f;
+	for (unsigned i = 0; i < n; i++) {
+		vt_case("sm faults %u: %s", i, cases[i].what);
+		viommu_dev *d = viommu_vtd_device(g.vtd, vg_rid(0, (uint8_t)(i >> 3), (uint8_t)(i & 7)));
+		unsigned nf = g.nfault;
+		CHECK_EQ(viommu_dma_read(d, cases[i].pasid, 0x1000, buf, 8, 0, &done, &f), -EFAULT);
+		CHECK_EQ(f.reason, cases[i].reason);
+		CHECK_EQ(g.nfault, nf + 1);
+		uint64_t lo, hi = sm_fault(&g, &lo);
+		if (!cases[i].recorded) {
+			CHECK_EQ(hi, 0);
+			continue;
+		}
+		CHECK_EQ(FR_CODE(hi), cases[i].code);
+		CHECK_EQ(hi & 0xffff, i);
+		CHECK_EQ(lo, 0x1000);
+		CHECK_EQ(FR_PP(hi), cases[i].pasid != VIOMMU_NO_PASID);
+		if (cases[i].pasid != VIOMMU_NO_PASID)
+			CHECK_EQ(FR_PV(hi), cases[i].pasid);
+		/* the same again: the same reason (nothing was attached) */
+		CHECK_EQ(viommu_dma_read(d, cases[i].pasid, 0x1000, buf, 8, 0, &done, &f), -EFAULT);
+		CHECK_EQ(FR_CODE(sm_fault(&g, NULL)), cases[i].code);
+	}
+	struct {
+		const char *what;
+		struct viommu_rid rid;
+		unsigned code;
+	} roots[] = {
+		{ "root entry not present", vg_rid(1, 0, 0), 0x39 },
+		{ "root entry upper half not present", vg_rid(1, 16, 0), 0x39 },
+		{ "root entry reserved bit", vg_rid(2, 0, 0), 0x3a },
+		{ "context table outside memory", vg_rid(3, 0, 0), 0x40 },
+	};
+	for (unsigned i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		vt_case("sm faults: %s", roots[i].what);
+		viommu_dev *d = viommu_vtd_device(g.vtd, roots[i].rid);
+		CHECK_EQ(viommu_dma_read(d, VIOMMU_NO_PASID, 0x1000, buf, 8, 0, &done, &f), -EFAULT);
+		uint64_t hi = sm_fault(&g, NULL);
+		CHECK_EQ(FR_CODE(hi), roots[i].code);
+		CHECK_EQ(hi & 0xffff, (unsigned)roots[i].rid.bus << 8 | roots[i].rid.devfn);
+	}
+	/* the root table itself outside memory */
+	vt_case("sm faults: root table outside memory");
+	w64(&g, R_RTADDR, outside | SM_TTM);
+	w32(&g, R_GCMD, G_QIE | G_TE | G_SRTP);
+	uint64_t cc[2] = { d_cc(1, 0, 0, 0), 0 };
+	CHECK(sm_qi_sync(&g, cc, 1));
+	viommu_dev *d1 = viommu_vtd_device(g.vtd, vg_rid(0, 1, 0));
+	CHECK_EQ(viommu_dma_read(d1, VIOMMU_NO_PASID, 0x1000, buf, 8, 0, &done, &f), -EFAULT);
+	CHECK_EQ(f.reason, VIOMMU_FAULT_ROOT_TABLE);
+	CHECK_EQ(FR_CODE(sm_fault(&g, NULL)), 0x38);
+	vg_fini(&g);
+}
+
+struct sm_events {
+	unsigned maps, unmaps;
+	uint64_t last_paddr;
+};
+
+static int sm_event(void *ctx, viommu_domain *d, const struct viommu_map_event *ev)
+{
+	struct sm_events *e = ctx;
+	(void)d;
+	if (ev->type == VIOMMU_EVENT_MAP) {
+		e->maps++;
+		e->last_paddr = ev->paddr;
+	} else {
+		e->unmaps++;
+	}
+	return 0;
+}
+
+/* 256-bit descriptors, and what PASID-cache, PASID-based IOTLB, context-cache
+ * and IOTLB invalidations drop in scalable mode: a guest table changed, the
+ * stale translation seen before, the fresh one after. */
+static void test_sm_invalidation(void)
+{
+	struct vg g;
+	struct viommu_vtd_config c = vcfg(VIOMMU_VTD_F_SCALABLE, 48, 0);
+	vt_case("sm invalidation");
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	for (uint64_t i = 0; i < 8; i++)
+		memset(g.ram + VG_DATA + i * 4096, (int)(0xc0 + i), 4096);
+	viommu_dev *d1 = viommu_vtd_device(g.vtd, vg_rid(0, 1, 0));
+	viommu_dev *d2 = viommu_vtd_device(g.vtd, vg_rid(0, 2, 0));
+	sm_root(&g, 0, VG_CTX0, 0);
+	/* 00:01.0: first level, DID 1, RID_PASID 0 and PASID 5 (tables fa, fb);
+	 * PASID 6 through a table fc */
+	uint64_t dir = vg_page(&g), pt = vg_page(&g), fa = vg_page(&g), fb = vg_page(&g), fc = vg_page(&g);
+	uint64_t ca = sm_ctx(&g, VG_CTX0, 1 << 3, dir, 0, 1, 0, 0);
+	sm_pde(&g, dir, 0, pt, 0);
+	uint64_t pe0 = sm_pe(&g, pt, 0, PGTT_FL, 1, 0, 2, fa, 0);
+	uint64_t pe5 = sm_pe(&g, pt, 5, PGTT_FL, 1, 0, 2, fb, 0);
+	sm_pe(&g, pt, 1, PGTT_FL, 1, 0, 2, fc, 0);
+	uint64_t la = fl_map(&g, fa, 0x10000, VG_DATA, FL_P | FL_RW | FL_US | FL_A | FL_D, 0);
+	uint64_t lb = fl_map(&g, fb, 0x10000, VG_DATA + 0x1000, FL_P | FL_RW | FL_US | FL_A | FL_D, 0);
+	fl_map(&g, fb, 0x11000, VG_DATA + 0x1000, FL_P | FL_RW | FL_US | FL_A | FL_D, 0);
+	fl_map(&g, fc, 0x10000, VG_DATA + 0x2000, FL_P | FL_RW | FL_US | FL_A | FL_D, 0);
+	/* 00:02.0: nested, DID 2 */
+	const uint64_t off = 0x40000000;
+	uint64_t dir2 = vg_page(&g), pt2 = vg_page(&g), sl2 = vg_page(&g), fl2 = vg_page(&g);
+	sm_ctx(&g, VG_CTX0, 2 << 3, dir2, 0, 0, 0, 0);
+	sm_pde(&g, dir2, 0, pt2, 0);
+	uint64_t first = g.pt_next;
+	uint64_t l2 = fl_map(&g, fl2, 0x10000, VG_DATA + 0x3000 + off, FL_P | FL_RW | FL_US | FL_A | FL_D, off);
+	sl_map(&g, sl2, 4, fl2 + off, fl2, SL_R | SL_W);
+	for (uint64_t p = first; p < g.pt_next; p += 4096)
+		sl_map(&g, sl2, 4, p + off, p, SL_R | SL_W);
+	uint64_t s2leaf_iova = VG_DATA + 0x3000 + off;
+	sl_map(&g, sl2, 4, s2leaf_iova, VG_DATA + 0x3000, SL_R | SL_W);
+	sm_pe(&g, pt2, 0, PGTT_NESTED, 2, sl2, 2, fl2 + off, 0);
+	sm_boot(&g);
+
+	uint8_t b = 0;
+	size_t done;
+	struct viommu_fault_record f;
+#define RD(d, pasid, iova) (viommu_dma_read((d), (pasid), (iova), &b, 1, 0, &done, &f) ? -1 : (int)b)
+
+	vt_case("sm invalidation: PASID-based IOTLB, PASID-selective (RID_PASID)");
+	CHECK_EQ(RD(d1, VIOMMU_NO_PASID, 0x10000), 0xc0);
+	/* a map notifier on the first-level domain (as VFIO shadowing in
+	 * caching mode follows it) */
+	struct sm_events ev;
+	memset(&ev, 0, sizeof(ev));
+	viommu_domain *dom = viommu_dev_domain(d1, VIOMMU_NO_PASID);
+	viommu_notifier *nt = NULL;
+	CHECK(dom != NULL);
+	CHECK_EQ(viommu_notifier_add(dom, sm_event, &ev, 1, &nt), 0);
+	CHECK_EQ(ev.maps, 1); /* replay: the one page */
+	CHECK_EQ(ev.last_paddr, VG_DATA);
+	vg_wr64(&g, la, (VG_DATA + 0x4000) | FL_P | FL_RW | FL_US | FL_A | FL_D);
+	CHECK_EQ(RD(d1, VIOMMU_NO_PASID, 0x10000), 0xc0); /* stale: cached */
+	uint64_t other_did[2] = { d_piotlb(2, 7, 0), 0 };
+	CHECK(sm_qi_sync(&g, other_did, 1));
+	CHECK_EQ(RD(d1, VIOMMU_NO_PASID, 0x10000), 0xc0); /* another DID: still stale */
+	CHECK_EQ(ev.unmaps, 0);
+	uint64_t pi0[2] = { d_piotlb(2, 1, 0), 0 };
+	CHECK(sm_qi_sync(&g, pi0, 1));
+	CHECK_EQ(RD(d1, VIOMMU_NO_PASID, 0x10000), 0xc4); /* fresh */
+	CHECK_EQ(ev.unmaps, 1);                            /* and the notifier heard it */
+	CHECK_EQ(ev.maps, 2);
+	CHECK_EQ(ev.last_paddr, VG_DATA + 0x4000);
+	viommu_notifier_remove(nt);
+
+	vt_case("sm invalidation: PASID-based IOTLB, page-selective (PASID 5)");
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc1);
+	CHECK_EQ(RD(d1, 5, 0x11000), 0xc1);
+	vg_wr64(&g, lb, (VG_DATA + 0x5000) | FL_P | FL_RW | FL_US | FL_A | FL_D);
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc1);
+	uint64_t pg_other[2] = { d_piotlb(3, 1, 5), 0x11000 }; /* another page */
+	CHECK(sm_qi_sync(&g, pg_other, 1));
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc1);
+	uint64_t pg_pasid[2] = { d_piotlb(3, 1, 6), 0x10000 }; /* another PASID */
+	CHECK(sm_qi_sync(&g, pg_pasid, 1));
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc1);
+	uint64_t pg[2] = { d_piotlb(3, 1, 5), 0x10000 };
+	CHECK(sm_qi_sync(&g, pg, 1));
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc5);
+	/* an address mask: 2 pages from 0x10000 */
+	vg_wr64(&g, lb, (VG_DATA + 0x6000) | FL_P | FL_RW | FL_US | FL_A | FL_D);
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc5);
+	uint64_t pg2[2] = { d_piotlb(3, 1, 5), 0x11000 | 1 };
+	CHECK(sm_qi_sync(&g, pg2, 1));
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc6);
+
+	vt_case("sm invalidation: PASID cache");
+	/* the PASID entry now points at another table */
+	sm_pe(&g, pt, 5, PGTT_FL, 1, 0, 2, fc, 0);
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc6); /* stale: the PASID entry is cached */
+	uint64_t pc_other[2] = { d_pc(1, 1, 4), 0 };
+	CHECK(sm_qi_sync(&g, pc_other, 1));
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc6);
+	uint64_t pc_dom_other[2] = { d_pc(0, 3, 0), 0 };
+	CHECK(sm_qi_sync(&g, pc_dom_other, 1));
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc6);
+	uint64_t pc5[2] = { d_pc(1, 1, 5), 0 };
+	CHECK(sm_qi_sync(&g, pc5, 1));
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc2); /* fresh: table fc */
+	/* RID_PASID untouched by it */
+	CHECK_EQ(RD(d1, VIOMMU_NO_PASID, 0x10000), 0xc4);
+	/* PASID entry cleared, domain-selective invalidation: faults */
+	vg_wr64(&g, pe5, 0);
+	CHECK_EQ(RD(d1, 5, 0x10000), 0xc2);
+	uint64_t pcdom[2] = { d_pc(0, 1, 0), 0 };
+	CHECK(sm_qi_sync(&g, pcdom, 1));
+	CHECK_EQ(RD(d1, 5, 0x10000), -1);
+	CHECK_EQ(f.reason, VIOMMU_FAULT_CTX_NOT_PRESENT);
+	CHECK_EQ(FR_CODE(sm_fault(&g, NULL)), 0x59);
+
+	vt_case("sm invalidation: context cache re-reads RID_PASID");
+	vg_wr64(&g, ca + 8, 1); /* RID_PASID 1: table fc */
+	CHECK_EQ(RD(d1, VIOMMU_NO_PASID, 0x10000), 0xc4);
+	uint64_t ccdev[2] = { d_cc(3, 0, 1 << 3, 0), 0 };
+	CHECK(sm_qi_sync(&g, ccdev, 1));
+	CHECK_EQ(RD(d1, VIOMMU_NO_PASID, 0x10000), 0xc2);
+	(void)pe0;
+
+	vt_case("sm invalidation: nested, second-level change by IOTLB invalidation");
+	CHECK_EQ(RD(d2, VIOMMU_NO_PASID, 0x10000), 0xc3);
+	sl_map(&g, sl2, 4, s2leaf_iova, VG_DATA + 0x7000, SL_R | SL_W);
+	CHECK_EQ(RD(d2, VIOMMU_NO_PASID, 0x10000), 0xc3);
+	uint64_t tlb_other[2] = { d_iotlb(2, 1), 0 };
+	CHECK(sm_qi_sync(&g, tlb_other, 1));
+	CHECK_EQ(RD(d2, VIOMMU_NO_PASID, 0x10000), 0xc3);
+	uint64_t tlb2[2] = { d_iotlb(2, 2), 0 };
+	CHECK(sm_qi_sync(&g, tlb2, 1));
+	CHECK_EQ(RD(d2, VIOMMU_NO_PASID, 0x10000), 0xc7);
+	CHECK_EQ(r32(&g, R_FSTS) & FS_IQE, 0);
+
+	vt_case("sm invalidation: nested, first-level change by PASID-based IOTLB invalidation");
+	sl_map(&g, sl2, 4, VG_DATA + 0x6000 + off, VG_DATA + 0x6000, SL_R | SL_W);
+	vg_wr64(&g, l2, (VG_DATA + 0x6000 + off) | FL_P | FL_RW | FL_US | FL_A | FL_D);
+	CHECK_EQ(RD(d2, VIOMMU_NO_PASID, 0x10000), 0xc7);
+	uint64_t pn_other[2] = { d_piotlb(3, 2, 0), 0x20000 };
+	CHECK(sm_qi_sync(&g, pn_other, 1));
+	CHECK_EQ(RD(d2, VIOMMU_NO_PASID, 0x10000), 0xc7);
+	uint64_t pn[2] = { d_piotlb(3, 2, 0), 0x10000 };
+	CHECK(sm_qi_sync(&g, pn, 1));
+	CHECK_EQ(RD(d2, VIOMMU_NO_PASID, 0x10000), 0xc6);
+
+	vt_case("sm invalidation: malformed 256-bit descriptors");
+	struct {
+		const char *what;
+		uint64_t q[4];
+		unsigned iqei;
+	} bad[] = {
+		{ "qword 2 of a wait", { D_WAIT | (1ull << 5), VG_STATUS, 1, 0 }, 4 },
+		{ "qword 3 of a context-cache", { d_cc(1, 0, 0, 0), 0, 0, 1ull << 63 }, 4 },
+		{ "PASID cache G 2", { d_pc(2, 1, 0), 0, 0, 0 }, 4 },
+		{ "PASID cache reserved bit 52", { d_pc(1, 1, 0) | 1ull << 52, 0, 0, 0 }, 4 },
+		{ "PASID cache qword 1", { d_pc(1, 1, 0), 1, 0, 0 }, 4 },
+		{ "PASID IOTLB G 0", { d_piotlb(0, 1, 0), 0, 0, 0 }, 4 },
+		{ "PASID IOTLB reserved bit 7 of qword 1", { d_piotlb(3, 1, 0), 0x10080, 0, 0 }, 4 },
+		{ "PASID device TLB reserved bit 1 of qword 1", { D_PDEVTLB, 2, 0, 0 }, 4 },
+		{ "type 10", { 0xa, 0, 0, 0 }, 3 },
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		vt_case("sm invalidation: IQE for %s", bad[i].what);
+		uint64_t head = r64(&g, R_IQH);
+		sm_qi_put(&g, bad[i].q[0], bad[i].q[1], bad[i].q[2], bad[i].q[3]);
+		uint32_t data = ++g.status_seq;
+		uint64_t st = VG_STATUS + (g.status_seq % 64) * 4;
+		vg_wr32(&g, st, 0);
+		sm_qi_put(&g, D_WAIT | (1ull << 5) | (uint64_t)data << 32, st, 0, 0);
+		sm_qi_kick(&g);
+		CHECK(r32(&g, R_FSTS) & FS_IQE);
+		CHECK_EQ(r64(&g, R_IQERCD) & 0xf, bad[i].iqei);
+		CHECK_EQ(r64(&g, R_IQH), head); /* stopped at it */
+		CHECK_EQ(vg_rd32(&g, st), 0);
+		/* software fixes it (a harmless IEC descriptor) and clears IQE:
+		 * the queue goes on */
+		uint64_t a = VG_IQ + (head >> 5) * 32;
+		vg_wr64(&g, a, D_IEC);
+		for (unsigned k = 1; k < 4; k++)
+			vg_wr64(&g, a + 8 * k, 0);
+		w32(&g, R_FSTS, FS_IQE);
+		CHECK_EQ(r32(&g, R_FSTS) & FS_IQE, 0);
+		CHECK_EQ(vg_rd32(&g, st), data);
+		CHECK_EQ(r64(&g, R_IQH), (uint64_t)g.iq_tail << 5);
+	}
+	vt_case("sm invalidation: PASID device TLB is accepted");
+	uint64_t pdev[2] = { D_PDEVTLB | (uint64_t)(1 << 3) << 16, 0x1000 };
+	CHECK(sm_qi_sync(&g, pdev, 1));
+	CHECK_EQ(r32(&g, R_FSTS) & FS_IQE, 0);
+
+	vt_case("sm invalidation: tail not 256-bit aligned");
+	w32(&g, R_IQT, (g.iq_tail << 5) | 0x10);
+	CHECK(r32(&g, R_FSTS) & FS_IQE);
+	CHECK_EQ(r64(&g, R_IQERCD) & 0xf, 6);
+	w32(&g, R_IQT, g.iq_tail << 5);
+	w32(&g, R_FSTS, FS_IQE);
+	CHECK_EQ(r32(&g, R_FSTS) & FS_IQE, 0);
+	uint64_t iec[2] = { D_IEC, 0 };
+	CHECK(sm_qi_sync(&g, iec, 1));
+#undef RD
+	vg_fini(&g);
+}
+
+/* Allocation failures on the scalable-mode paths: a device's first DMA
+ * through RID_PASID and through a PASID (domains, PASID attachments) with
+ * the n-th allocation failing fails cleanly, the next try works, and nothing
+ * leaks. */
+static void test_sm_allocfail(void)
+{
+	uint8_t *ram = aligned_alloc(4096, 1 << 20);
+	if (!CHECK(ram))
+		return;
+	memset(ram, 0, 1 << 20);
+	struct vg g;
+	memset(&g, 0, sizeof(g));
+	g.ram = ram;
+	g.pt_next = 0x80000;
+	/* tables for 00:01.0: first level through RID_PASID, nested through
+	 * PASID 1 (its first level at the same guest-physical addresses: the
+	 * second level maps the tables one to one), second level through 2 */
+	uint64_t dir = vg_page(&g), pt = vg_page(&g), fl = vg_page(&g), sl = vg_page(&g);
+	uint64_t first = g.pt_next;
+	fl_map(&g, fl, 0x1000, 0x70000, FL_P | FL_RW | FL_US | FL_A | FL_D, 0);
+	sl_map(&g, sl, 4, fl, fl, SL_R | SL_W);
+	uint64_t last = g.pt_next;
+	for (uint64_t p = first; p < last; p += 4096)
+		sl_map(&g, sl, 4, p, p, SL_R | SL_W);
+	sl_map(&g, sl, 4, 0x70000, 0x70000, SL_R | SL_W);
+	sl_map(&g, sl, 4, 0x1000, 0x70000, SL_R | SL_W);
+	ram[0x70000] = 0x3c;
+	vg_wr64(&g, VG_ROOT, VG_CTX0 | 1);
+	sm_ctx(&g, VG_CTX0, 1 << 3, dir, 0, 1, 0, 0);
+	sm_pde(&g, dir, 0, pt, 0);
+	sm_pe(&g, pt, 0, PGTT_FL, 1, 0, 2, fl, 0);
+	sm_pe(&g, pt, 1, PGTT_NESTED, 2, sl, 2, fl, 0);
+	sm_pe(&g, pt, 2, PGTT_SL, 3, sl, 2, 0, 0);
+	struct viommu_mem_region reg = { .gpa = 0, .size = 1 << 20, .host = ram };
+	unsigned ok = 0;
+	for (unsigned long n = 1; n < 100 && !ok; n++) {
+		vt_case("sm allocfail %lu", n);
+		struct fail_alloc fa = { 0 };
+		struct viommu_alloc hooks = { .size = sizeof(hooks), .alloc = fa_alloc, .free = fa_free, .ctx = &fa };
+		struct viommu_config cfg = {
+			.size = sizeof(cfg), .mem = { .size = sizeof(cfg.mem), .regions = &reg, .nr_regions = 1 },
+		};
+		viommu *v = NULL;
+		if (!CHECK_EQ(viommu_create(&cfg, &hooks, &v), 0))
+			break;
+		struct viommu_vtd_config vc = vcfg(VIOMMU_VTD_F_SCALABLE, 48, 0);
+		viommu_vtd *t = NULL;
+		if (!CHECK_EQ(viommu_vtd_create(v, &vc, &t), 0)) {
+			viommu_destroy(v);
+			break;
+		}
+		viommu_dev *d = viommu_vtd_device(t, vg_rid(0, 1, 0));
+		CHECK(d != NULL);
+		viommu_vtd_mmio_write(t, R_RTADDR, VG_ROOT | SM_TTM, 8);
+		viommu_vtd_mmio_write(t, R_GCMD, G_SRTP, 4);
+		viommu_vtd_mmio_write(t, R_GCMD, G_TE, 4);
+		unsigned long fail_at = fa.calls + n;
+		fa.fail_at = fail_at;
+		uint8_t b = 0;
+		size_t done;
+		struct viommu_fault_record f;
+		int fails = 0;
+		uint32_t pasids[3] = { VIOMMU_NO_PASID, 1, 2 };
+		for (unsigned k = 0; k < 3; k++) {
+			int r = viommu_dma_read(d, pasids[k], 0x1000, &b, 1, 0, &done, &f);
+			if (r) {
+				CHECK_EQ(r, -EFAULT);
+				CHECK_EQ(f.reason, VIOMMU_FAULT_BLOCKED);
+				fails++;
+			} else {
+				CHECK_EQ(b, 0x3c);
+			}
+		}
+		fa.fail_at = 0;
+		/* done once the n-th allocation is beyond what the DMA needs */
+		ok = fa.calls < fail_at;
+		if (ok)
+			CHECK_EQ(fails, 0);
+		/* everything works once memory is there again */
+		for (unsigned k = 0; k < 3; k++) {
+			b = 0;
+			CHECK_EQ(viommu_dma_read(d, pasids[k], 0x1000, &b, 1, 0, &done, &f), 0);
+			CHECK_EQ(b, 0x3c);
+		}
+		viommu_vtd_destroy(t);
+		viommu_destroy(v);
+		CHECK_EQ(fa.live, 0);
+	}
+	CHECK(ok);
+	free(ram);
+}
+
+struct sm_stress {
+	viommu_dev *dev;
+	uint32_t pasid;
+	volatile int stop;
+	unsigned long ok, bad;
+};
+
+static void *sm_stress_dma(void *arg)
+{
+	struct sm_stress *s = arg;
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		uint8_t b[16];
+		size_t done;
+		struct viommu_fault_record f;
+		int r = viommu_dma_read(s->dev, s->pasid, 0x1008, b, sizeof(b), 0, &done, &f);
+		if (r == 0 && (b[0] == 0xd1 || b[0] == 0xd2) && b[15] == b[0]) {
+			__atomic_add_fetch(&s->ok, 1, __ATOMIC_RELAXED);
+		} else {
+			s->bad++;
+			if (s->bad < 5)
+				fprintf(stderr, "sm stress: DMA gave %d (reason %d), data %#x\n", r, r ? (int)f.reason : 0,
+					b[0]);
+		}
+	}
+	return NULL;
+}
+
+/* DMA through RID_PASID and PASIDs while the guest swaps the first-level
+ * tables of its PASID entries and invalidates (PASID cache, PASID-based
+ * IOTLB, context cache): every DMA sees one of the two tables' data, never
+ * a fault or other bytes. */
+static void test_sm_concurrency(void)
+{
+	struct vg g;
+	struct viommu_vtd_config c = vcfg(VIOMMU_VTD_F_SCALABLE, 48, 0);
+	vt_case("sm concurrency");
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	memset(g.ram + VG_DATA, 0xd1, 4096);
+	memset(g.ram + VG_DATA + 0x1000, 0xd2, 4096);
+	viommu_dev *d = viommu_vtd_device(g.vtd, vg_rid(0, 1, 0));
+	uint64_t dir = vg_page(&g), pt = vg_page(&g), fa = vg_page(&g), fb = vg_page(&g);
+	sm_root(&g, 0, VG_CTX0, 0);
+	sm_ctx(&g, VG_CTX0, 1 << 3, dir, 0, 1, 0, 0);
+	sm_pde(&g, dir, 0, pt, 0);
+	fl_map(&g, fa, 0x1000, VG_DATA, FL_P | FL_RW | FL_US | FL_A | FL_D, 0);
+	fl_map(&g, fb, 0x1000, VG_DATA + 0x1000, FL_P | FL_RW | FL_US | FL_A | FL_D, 0);
+	uint64_t pe[4];
+	for (uint32_t p = 0; p < 4; p++)
+		pe[p] = sm_pe(&g, pt, p, PGTT_FL, (uint16_t)(1 + p), 0, 2, fa, 0);
+	sm_boot(&g);
+	struct sm_stress s[4];
+	pthread_t th[4];
+	for (unsigned i = 0; i < 4; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].dev = d;
+		s[i].pasid = i == 0 ? VIOMMU_NO_PASID : i;
+		CHECK_EQ(pthread_create(&th[i], NULL, sm_stress_dma, &s[i]), 0);
+	}
+	unsigned rounds = 0;
+	/* until every thread has done a fair amount under it (bounded) */
+	for (; rounds < 2000 || ((__atomic_load_n(&s[0].ok, __ATOMIC_RELAXED) < 2000 ||
+				  __atomic_load_n(&s[1].ok, __ATOMIC_RELAXED) < 2000 ||
+				  __atomic_load_n(&s[2].ok, __ATOMIC_RELAXED) < 2000 ||
+				  __atomic_load_n(&s[3].ok, __ATOMIC_RELAXED) < 2000) &&
+				 rounds < 1000000);
+	     rounds++) {
+		uint32_t p = rounds % 4;
+		/* one 64-bit store: the entry is never half written */
+		__atomic_store_n((uint64_t *)(g.ram + pe[p] + 16), (rounds / 4) % 2 ? fb : fa, __ATOMIC_RELEASE);
+		uint64_t inv[4];
+		switch (rounds % 3) {
+		case 0: inv[0] = d_pc(1, (uint16_t)(1 + p), p); break;
+		case 1: inv[0] = d_pc(0, (uint16_t)(1 + p), 0); break;
+		default: inv[0] = d_cc(1, 0, 0, 0); break;
+		}
+		inv[1] = 0;
+		inv[2] = d_piotlb(2, (uint16_t)(1 + p), p);
+		inv[3] = 0;
+		if (!CHECK(sm_qi_sync(&g, inv, 2)))
+			break;
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		__atomic_store_n(&s[i].stop, 1, __ATOMIC_RELEASE);
+		pthread_join(th[i], NULL);
+		CHECK_EQ(s[i].bad, 0);
+		CHECK(s[i].ok > 0);
+	}
+	printf("sm concurrency: %u rounds; DMA: %lu %lu %lu %lu\n", rounds, s[0].ok, s[1].ok, s[2].ok, s[3].ok);
+	CHECK_EQ(r32(&g, R_FSTS), 0);
+	vg_fini(&g);
+}
+
+/* Page requests (VT-d 7.5.1): registers PQH 0xc0, PQT 0xc8, PQA 0xd0, PRS
+ * 0xdc (PPR 0, PRO 1), PECTL 0xe0, PEDATA 0xe4, PEADDR 0xe8; the 256-bit
+ * page request descriptor; the page group response descriptor (type 9). */
+enum { R_PQH = 0xc0, R_PQT = 0xc8, R_PQA = 0xd0, R_PRS = 0xdc, R_PECTL = 0xe0, R_PEDATA = 0xe4, R_PEADDR = 0xe8 };
+#define VG_PRQ 0x50000ull
+
+struct prq_answers {
+	unsigned n;
+	struct viommu_rid rid[64];
+	uint32_t pasid[64];
+	uint16_t group[64];
+	enum viommu_prq_response code[64];
+};
+
+static void prq_answer(void *ctx, struct viommu_rid rid, uint32_t pasid, uint16_t group, enum viommu_prq_response code)
+{
+	struct prq_answers *a = ctx;
+	if (a->n < 64) {
+		a->rid[a->n] = rid;
+		a->pasid[a->n] = pasid;
+		a->group[a->n] = group;
+		a->code[a->n] = code;
+	}
+	a->n++;
+}
+
+static uint64_t d_pgrp(uint16_t rid, uint32_t pasid, unsigned code)
+{
+	return 0x9 | (pasid != VIOMMU_NO_PASID ? 1u << 4 : 0u) | (uint64_t)code << 12 | (uint64_t)rid << 16 |
+	       (uint64_t)(pasid != VIOMMU_NO_PASID ? pasid : 0) << 32;
+}
+
+static void test_sm_prq(void)
+{
+	struct vg g;
+	struct prq_answers ans;
+	memset(&ans, 0, sizeof(ans));
+	struct viommu_vtd_config c = vcfg(VIOMMU_VTD_F_SCALABLE, 48, 0);
+	c.prq_respond = prq_answer;
+	c.prq_ctx = &ans;
+	vt_case("sm page requests");
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	CHECK_EQ((r64(&g, R_ECAP) >> 29) & 1, 1); /* PRS */
+	viommu_prq *q = viommu_vtd_prq(g.vtd);
+	CHECK(q != NULL);
+	sm_boot(&g);
+	/* Linux's setup: event interrupt, then an empty queue of one page */
+	CHECK_EQ(r32(&g, R_PECTL), CTL_IM);
+	w32(&g, R_PEDATA, 0x42);
+	w32(&g, R_PEADDR, 0xfee00000u);
+	w32(&g, R_PECTL, 0);
+	w64(&g, R_PQH, 0);
+	w64(&g, R_PQT, 0);
+	w64(&g, R_PQA, VG_PRQ);
+	CHECK_EQ(r64(&g, R_PQA), VG_PRQ);
+	unsigned msis = g.nmsi;
+	/* a register mirror (a VMM serving reads from it) follows the queue
+	 * as devices fill it, not only at register accesses */
+	uint64_t *mirror = aligned_alloc(4096, VIOMMU_VTD_MMIO_SIZE);
+	CHECK(mirror != NULL);
+	if (mirror)
+		CHECK_EQ(viommu_vtd_set_mirror(g.vtd, mirror), 0);
+
+	struct viommu_page_request req = {
+		.rid = vg_rid(0, 1, 0), .pasid = 5, .addr = 0x12345678,
+		.access = VIOMMU_ACCESS_READ | VIOMMU_ACCESS_WRITE | VIOMMU_ACCESS_PRIV, .group = 7, .last = 1,
+	};
+	CHECK_EQ(viommu_prq_submit(q, &req), 0);
+	if (mirror) {
+		CHECK_EQ(__atomic_load_n(&mirror[R_PQT / 8], __ATOMIC_ACQUIRE), 32);
+		CHECK_EQ(__atomic_load_n(&mirror[R_PRS / 8], __ATOMIC_ACQUIRE) >> 32 & 3, 1); /* PRS at 0xdc */
+	}
+	CHECK_EQ(r64(&g, R_PQT), 32);
+	uint64_t q0 = vg_rd64(&g, VG_PRQ), q1 = vg_rd64(&g, VG_PRQ + 8);
+	CHECK_EQ(q0 & 0xff, 1);                   /* type: page request */
+	CHECK_EQ((q0 >> 8) & 1, 1);               /* PASID present */
+	CHECK_EQ((q0 >> 16) & 0xffff, 0x0008);    /* RID 00:01.0 */
+	CHECK_EQ((q0 >> 32) & 0xfffff, 5);        /* PASID */
+	CHECK_EQ((q0 >> 52) & 3, 2);              /* privileged, not execute */
+	CHECK_EQ(q1 & 7, 7);                      /* read, write, last in group */
+	CHECK_EQ((q1 >> 3) & 0x1ff, 7);           /* group index */
+	CHECK_EQ(q1 & ~0xfffull, 0x12345000);
+	CHECK_EQ(vg_rd64(&g, VG_PRQ + 16) | vg_rd64(&g, VG_PRQ + 24), 0);
+	CHECK_EQ(r32(&g, R_PRS) & 3, 1);          /* PPR */
+	CHECK_EQ(g.nmsi, msis + 1);
+	CHECK_EQ(g.msi_data[msis], 0x42);
+	CHECK_EQ(g.msi_addr[msis], 0xfee00000u);
+
+	/* a second request (no PASID, not last) while PPR is set: queued, no
+	 * new interrupt */
+	struct viommu_page_request req2 = { .rid = vg_rid(0, 2, 0), .pasid = VIOMMU_NO_PASID, .addr = 0x9000,
+					    .access = VIOMMU_ACCESS_READ, .group = 3, .last = 0 };
+	CHECK_EQ(viommu_prq_submit(q, &req2), 0);
+	CHECK_EQ(r64(&g, R_PQT), 64);
+	q0 = vg_rd64(&g, VG_PRQ + 32);
+	CHECK_EQ((q0 >> 8) & 1, 0);
+	CHECK_EQ((q0 >> 16) & 0xffff, 0x0010);
+	CHECK_EQ(vg_rd64(&g, VG_PRQ + 40) & 7, 1);
+	CHECK_EQ(g.nmsi, msis + 1);
+
+	/* the guest takes them (as Linux: PPR cleared, head = tail) and
+	 * answers the first group */
+	w32(&g, R_PRS, 1);
+	CHECK_EQ(r32(&g, R_PRS), 0);
+	w64(&g, R_PQH, 64);
+	vt_case("sm page requests: response");
+	uint64_t resp[2] = { d_pgrp(0x0008, 5, 0), 1ull << 2 | 7ull << 3 };
+	CHECK(sm_qi_sync(&g, resp, 1));
+	CHECK_EQ(ans.n, 1);
+	CHECK_EQ(ans.rid[0].devfn, 1 << 3);
+	CHECK_EQ(ans.pasid[0], 5);
+	CHECK_EQ(ans.group[0], 7);
+	CHECK_EQ(ans.code[0], VIOMMU_PRQ_SUCCESS);
+	/* a response for a group whose last request never came: not passed on */
+	uint64_t resp2[2] = { d_pgrp(0x0010, VIOMMU_NO_PASID, 1), 3ull << 3 };
+	CHECK(sm_qi_sync(&g, resp2, 1));
+	CHECK_EQ(ans.n, 1);
+	/* a bad response code, a reserved bit: IQE */
+	uint64_t bad[2] = { d_pgrp(0x0008, 5, 2), 7ull << 3 };
+	CHECK(!sm_qi_sync(&g, bad, 1));
+	CHECK(r32(&g, R_FSTS) & FS_IQE);
+	CHECK_EQ(r64(&g, R_IQERCD) & 0xf, 4);
+	/* fixed into an IEC descriptor, the queue goes on */
+	uint64_t head = r64(&g, R_IQH);
+	vg_wr64(&g, VG_IQ + (head >> 5) * 32, D_IEC);
+	vg_wr64(&g, VG_IQ + (head >> 5) * 32 + 8, 0);
+	w32(&g, R_FSTS, FS_IQE);
+	CHECK_EQ(r32(&g, R_FSTS) & FS_IQE, 0);
+
+	vt_case("sm page requests: overflow");
+	/* one page: 128 slots, 127 usable; head at 64 */
+	unsigned before = ans.n, m0 = g.nmsi;
+	unsigned taken = 0;
+	for (unsigned i = 0; i < 130; i++) {
+		struct viommu_page_request r = { .rid = vg_rid(0, 3, 0), .pasid = 9, .addr = 0x1000ull * i,
+						 .access = VIOMMU_ACCESS_READ, .group = (uint16_t)(i % 512), .last = 1 };
+		CHECK_EQ(viommu_prq_submit(q, &r), 0);
+		if (!(r32(&g, R_PRS) & 2))
+			taken = i + 1;
+	}
+	CHECK_EQ(taken, 127);
+	CHECK_EQ(r32(&g, R_PRS) & 3, 3);          /* PPR and PRO */
+	CHECK_EQ(r64(&g, R_PQT), 32);             /* wrapped, one short of the head */
+	CHECK_EQ(ans.n, before + 3);              /* the 3 that found it full: success */
+	CHECK_EQ(ans.code[before], VIOMMU_PRQ_SUCCESS);
+	CHECK_EQ(ans.group[before], 127);
+	CHECK(g.nmsi > m0);
+	/* the guest drains and clears PRO: requests go in again */
+	w64(&g, R_PQH, 32);
+	w32(&g, R_PRS, 3);
+	CHECK_EQ(r32(&g, R_PRS), 0);
+	struct viommu_page_request r3 = { .rid = vg_rid(0, 3, 0), .pasid = 9, .addr = 0x5000,
+					  .access = VIOMMU_ACCESS_WRITE, .group = 200, .last = 1 };
+	unsigned m1 = g.nmsi;
+	CHECK_EQ(viommu_prq_submit(q, &r3), 0);
+	CHECK_EQ(r64(&g, R_PQT), 64);
+	CHECK_EQ(r32(&g, R_PRS) & 3, 1);
+	CHECK_EQ(g.nmsi, m1 + 1);
+
+	vt_case("sm page requests: masked event");
+	w32(&g, R_PRS, 1);
+	w32(&g, R_PECTL, CTL_IM);
+	unsigned m2 = g.nmsi;
+	r3.group = 201;
+	CHECK_EQ(viommu_prq_submit(q, &r3), 0);
+	CHECK_EQ(g.nmsi, m2);
+	CHECK_EQ(r32(&g, R_PECTL), CTL_IM | CTL_IP);
+	w32(&g, R_PECTL, 0);
+	CHECK_EQ(g.nmsi, m2 + 1);
+	CHECK_EQ(r32(&g, R_PECTL), 0);
+	CHECK_EQ(viommu_vtd_set_mirror(g.vtd, NULL), 0);
+	vg_fini(&g);
+	free(mirror);
+
+	vt_case("sm page requests: legacy unit");
+	c = vcfg(0, 48, 0);
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	CHECK(viommu_vtd_prq(g.vtd) == NULL);
+	CHECK_EQ((r64(&g, R_ECAP) >> 29) & 1, 0);
+	w64(&g, R_PQA, VG_PRQ);
+	w32(&g, R_PECTL, 0);
+	CHECK_EQ(r64(&g, R_PQA), 0);
+	CHECK_EQ(r32(&g, R_PECTL), 0);
+	vg_fini(&g);
+}
+
 int main(void)
 {
 	test_caps();
@@ -1246,5 +2417,12 @@ int main(void)
 	test_concurrency();
 	test_allocfail();
 	test_bounds();
+	test_sm_caps();
+	test_sm_translate();
+	test_sm_faults();
+	test_sm_invalidation();
+	test_sm_allocfail();
+	test_sm_concurrency();
+	test_sm_prq();
 	return vt_done("test_vtd");
 }

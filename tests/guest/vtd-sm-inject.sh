@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# guest_vtd_sm_inject: guest_vtd_inject in scalable mode (--iommu
+# vtd,scalable=on; intel_iommu=on,sm_on iommu.strict=1). A fault injected at run
+# time through viommu-vmm's control socket reaches Linux's intel_iommu driver
+# through the scalable-mode fault records: the guest (vtd-checks.sh,
+# vtd-sm-checks.sh, then vtd-inject-guest.sh expecting the scalable-mode reason)
+# prints VTD-INJECT-READY; vtd-inject-vmm.sh adds the rule (00:01.0's DMA reads
+# fault with reason permission, once); the guest must log "DMAR: [DMA Read
+# NO_PASID] Request device [00:01.0] fault addr ... [fault reason 0x86] SM: No
+# read permission for Read/AtomicOp request" and see its DMAR fault interrupt
+# count rise; back here the fault stream must hold the same record, the rule
+# one firing, the stats the fault.
+#
+#   tests/guest/vtd-sm-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR
+#
+# Exit status: 0 pass, 77 skip (no kernel package can be downloaded), else fail.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/guest/lib.sh
+. "$ROOT/tests/guest/lib.sh"
+VMM=${1:?usage: vtd-sm-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
+CTL=${2:?usage: vtd-sm-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
+IMG=${3:?usage: vtd-sm-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
+WORK=${4:?usage: vtd-sm-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR}
+
+fail() {
+	echo "vtd-sm-inject: FAIL: $*" >&2
+	[ -f "$WORK/driver.log" ] && sed 's/^/  | /' "$WORK/driver.log" >&2
+	exit 1
+}
+
+[ -x "$VMM" ] || fail "$VMM is not an executable (build the viommu-vmm target)"
+[ -x "$CTL" ] || fail "$CTL is not an executable (build the viommu-ctl target)"
+
+guest_prepare "vtd-sm-inject" "$IMG" "$WORK"
+WORK=$(cd "$WORK" && pwd -P)
+DISK=$WORK/disk.img
+head -c $((4 * 1024 * 1024)) /dev/urandom >"$DISK" || fail "cannot write $DISK"
+
+# The guest side of guest_vtd_inject, expecting the scalable-mode reason of a
+# read without read permission (SGN.7, 0x86) instead of legacy 0x06.
+{
+	cat "$ROOT/tests/guest/vtd-checks.sh" "$ROOT/tests/guest/vtd-sm-checks.sh"
+	sed 's/fault reason 0x06/fault reason 0x86/; s/with reason 0x06/with reason 0x86/' "$ROOT/tests/guest/vtd-inject-guest.sh"
+} | grep -v '^exit 0$' >"$WORK/inject.sh"
+grep -q 'fault reason 0x86' "$WORK/inject.sh" || fail "could not adapt vtd-inject-guest.sh to scalable mode"
+echo "exit 0" >>"$WORK/inject.sh"
+"$ROOT/scripts/guest-run" --kernel "$IMG/vmlinuz" --initrd "$IMG/initrd.img" \
+	--test "$WORK/inject.sh" --workdir "$WORK" --timeout 280 \
+	--append "quiet intel_iommu=on,sm_on iommu.strict=1 iomem=relaxed vm.ir_mode=x2apic vm.modules=virtio_pci,virtio_blk vm.timeout=200" \
+	-- "$ROOT/tests/guest/vtd-inject-vmm.sh" "$CTL" "$WORK" \
+	"$VMM" --memory 512 --cpus 2 --disk "$DISK" --serial stdio --iommu vtd,x2apic=on,scalable=on
+rc=$?
+LOG=$WORK/serial.log
+[ -f "$WORK/driver.log" ] && sed 's/^/vtd-sm-inject: driver: /' "$WORK/driver.log"
+[ "$rc" -eq 0 ] || fail "scripts/guest-run failed with status $rc (serial log: $LOG)"
+
+# The rule was accepted, and fired once.
+grep -Eq '^\{"ok":true,"id":[0-9]+\}$' "$WORK/inject-add.out" 2>/dev/null ||
+	fail "inject-add did not succeed: $(cat "$WORK/inject-add.out" 2>/dev/null)"
+grep -Eq '"action":"fault","rid":"0000:00:01.0".*"access":"r".*"max_fires":1,"reason":"permission","matched":[1-9][0-9]*,"fired":1\}' \
+	"$WORK/inject-list.out" 2>/dev/null || fail "inject-list does not show the rule fired once: $(cat "$WORK/inject-list.out" 2>/dev/null)"
+grep -Eq '"faults":[1-9]' "$WORK/stats.out" 2>/dev/null || fail "stats count no fault: $(cat "$WORK/stats.out" 2>/dev/null)"
+
+# What the guest's driver logged.
+gline=$(grep -a -m1 '^VTD-INJECT-FAULT: ' "$LOG" | tr -d '\r')
+[ -n "$gline" ] || fail "the guest printed no VTD-INJECT-FAULT line"
+gaddr=$(sed -nE 's/.*fault addr (0x[0-9a-f]+).*/\1/p' <<<"$gline")
+[ -n "$gaddr" ] || fail "no fault address in: $gline"
+echo "vtd-sm-inject: guest: ${gline#VTD-INJECT-FAULT: }"
+
+# The host's fault stream: the acknowledgement, then exactly one record.
+[ "$(head -1 "$WORK/faults.jsonl")" = '{"ok":true,"follow":true,"seen":0}' ] ||
+	fail "the fault stream did not start with its acknowledgement: $(head -1 "$WORK/faults.jsonl")"
+nrec=$(tail -n +2 "$WORK/faults.jsonl" | grep -c '"seq":')
+rec=$(tail -n +2 "$WORK/faults.jsonl" | grep -m1 '"seq":')
+[ "$nrec" -eq 1 ] || fail "the fault stream holds $nrec records, expected 1: $(cat "$WORK/faults.jsonl")"
+echo "vtd-sm-inject: host: $rec"
+grep -q '"rid":"0000:00:01.0"' <<<"$rec" || fail "the record is not for 0000:00:01.0: $rec"
+grep -q '"access":"r' <<<"$rec" || fail "the record is not a read: $rec"
+grep -q '"reason":"permission"' <<<"$rec" || fail "the record's reason is not permission: $rec"
+grep -q '"pasid":null' <<<"$rec" || fail "the record has a PASID (the guest said NO_PASID): $rec"
+haddr=$(sed -nE 's/.*"addr":"(0x[0-9a-f]+)".*/\1/p' <<<"$rec")
+[ -n "$haddr" ] || fail "no addr in the record: $rec"
+# VT-d's fault recording registers keep the page (bits 63:12) of the address.
+[ $((haddr & ~0xfff)) -eq $((gaddr & ~0xfff)) ] ||
+	fail "the guest's fault address $gaddr and the stream's $haddr are not on the same page"
+grep -q "the fault stream follower exited with status 0" "$WORK/driver.log" ||
+	fail "the fault stream follower did not end cleanly when the VMM exited"
+if grep -q "the socket file is still there" "$WORK/driver.log"; then
+	fail "the socket file was left behind"
+fi
+echo "vtd-sm-inject: PASS: the injected fault at $haddr reached the guest's driver and the host's stream"
