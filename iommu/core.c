@@ -11,7 +11,22 @@
 #include <stdio.h>
 #include <string.h>
 
-__thread char stat_anchor;
+__thread uint32_t stat_off __attribute__((tls_model("initial-exec")));
+
+void stat_add_slow(struct viommu *v, unsigned which, uint64_t n)
+{
+	uintptr_t me = stat_me();
+	uint32_t slot = (uint32_t)((uint64_t)(me >> 6) * 0x9e3779b97f4a7c15ull >> (64 - STAT_SHARD_BITS));
+	stat_off = slot * (uint32_t)sizeof(struct stat_shard);
+	struct stat_shard *sh = &v->stat_shards[slot];
+	uint64_t owner = __atomic_load_n(&sh->owner, __ATOMIC_RELAXED);
+	if (owner == me ||
+	    (!owner && __atomic_compare_exchange_n(&sh->owner, &owner, me, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)))
+		__atomic_store_n(&sh->n[which], __atomic_load_n(&sh->n[which], __ATOMIC_RELAXED) + n,
+				 __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_add(&v->stat_shared[which], n, __ATOMIC_RELAXED);
+}
 
 void core_log(viommu *v, enum viommu_log_level lvl, const char *fmt, ...)
 {
@@ -284,14 +299,15 @@ void viommu_get_stats(viommu *v, struct viommu_stats *out)
 		return;
 	memset(out, 0, sizeof(*out));
 #define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-	for (unsigned i = 0; i < STAT_SHARDS; i++) {
-		/* A shard's translations field counts only the requests
-		 * refused before the IOTLB; hits and misses are the rest. */
-		out->translations += LD(v->shards[i].translations) + LD(v->shards[i].hits) +
-				     LD(v->shards[i].misses);
-		out->iotlb_hits += LD(v->shards[i].hits);
-		out->iotlb_misses += LD(v->shards[i].misses);
+	uint64_t n[ST_COUNT];
+	for (unsigned k = 0; k < ST_COUNT; k++) {
+		n[k] = LD(v->stat_shared[k]);
+		for (unsigned i = 0; i < STAT_SHARDS; i++)
+			n[k] += LD(v->stat_shards[i].n[k]);
 	}
+	out->translations = n[ST_REFUSED] + n[ST_HIT] + n[ST_MISS];
+	out->iotlb_hits = n[ST_HIT];
+	out->iotlb_misses = n[ST_MISS];
 	out->iotlb_evictions = LD(v->iotlb.evictions);
 	out->pwc_hits = LD(v->pwc.hits);
 	out->pwc_misses = LD(v->pwc.misses);
@@ -516,6 +532,7 @@ int viommu_dev_create(viommu *v, struct viommu_rid rid, viommu_dev **out)
 	if (!dev)
 		return -ENOMEM;
 	dev->v = v;
+	dev->iotlb = v->iotlb.g;
 	dev->rid = rid;
 	pthread_rwlock_wrlock(&v->topo);
 	if (dev_find_locked(v, rid)) {
@@ -668,7 +685,7 @@ static void ctx_put(viommu_domain *d, struct s1ctx *c)
 {
 	if (--c->refs)
 		return;
-	struct inval_req q = { .domid = d->id, .pasid = c->pasid, .tagid = c->tagid };
+	struct inval_req q = { .domid = d->id, .pasid = c->pasid, .tagid = c->tagid, .nested = 1 };
 	inval_do(d->v, &q);
 	for (uint32_t i = 0; i < d->nr_ctx; i++) {
 		if (d->ctx[i] == c) {
@@ -690,7 +707,8 @@ static void attach_release(struct attach *a, uint32_t pasid)
 		ctx_put(old, a->ctx);
 		a->ctx = NULL;
 	} else {
-		struct inval_req q = { .domid = old->id, .pasid = pasid, .tagid = pasid_index(pasid) };
+		struct inval_req q = { .domid = old->id, .pasid = pasid, .tagid = pasid_index(pasid),
+				       .nested = old->type == VIOMMU_DOMAIN_NESTED };
 		inval_do(old->v, &q);
 	}
 	old->attached--;
@@ -747,10 +765,12 @@ int viommu_dev_attach(viommu_dev *dev, uint32_t pasid, viommu_domain *d, const s
 	}
 	a->dom = d;
 	a->ctx = ctx;
-	uint64_t tagid = ctx ? ctx->tagid : pasid_index(pasid);
-	uint64_t word = ATT_VALID | tagid << ATT_TAG_SHIFT | d->id;
-	if (ctx)
-		word |= ATT_NESTED;
+	uint32_t tagid = ctx ? ctx->tagid : pasid_index(pasid);
+	/* The IOTLB tag of the attachment, less its class. */
+	uint64_t word = vcache_tag(d->id, tagid, !!ctx, 0);
+	if (d->type == VIOMMU_DOMAIN_IDENTITY)
+		word |= ATT_IDENTITY;
+	__atomic_store_n(&a->hseed, vcache_seed(word), __ATOMIC_RELAXED);
 	__atomic_store_n(&a->word, word, __ATOMIC_RELEASE);
 	viommu_attach_notify_fn fn = dev->attach_fn;
 	void *fn_ctx = dev->attach_ctx;

@@ -52,24 +52,120 @@ static size_t copy_chunk(viommu *v, uint64_t oaddr, uint8_t *buf, size_t len, in
 	return done;
 }
 
-/* Copy a run; on a short copy report DMA_TARGET at the first byte missed,
- * set *run_len to what was copied and return -EFAULT. */
-static int dma_flush(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, uint32_t access, int is_write,
-		     uint64_t run_oaddr, size_t run_pos, size_t *run_len, struct viommu_fault_record *fault)
+/*
+ * The DMA fast path: pages of 2^shift bytes from `key` on (at most `pages`,
+ * at most FOLLOW_MAX) that the IOTLB has under the attachment's tag, in the
+ * line they look at first, whose outputs follow from `expect` on (the start
+ * of the first page's output must equal it). They are translated as one
+ * burst: the injection and exclusion flags and the attachment's word are
+ * read once, before them, as viommu_translate reads them before its lookup;
+ * each page's lookup is its own (as in vcache_lookup_s). The pages of a
+ * region sit in consecutive sets, in the same line (vcache_set_at): one hash
+ * per region. Returns how many; *next is the output of the page after them
+ * when that one hit but did not follow, else ~0. With `expect` ~0 the first
+ * page may have any output: *start gets it.
+ */
+#define FOLLOW_MAX 64u
+static __attribute__((noinline)) uint64_t iotlb_follow(viommu *v, const struct vcache_geom *geom,
+						      struct attach *a, uint64_t seed, unsigned shift, uint64_t key,
+						      uint64_t pages, uint32_t need, uint64_t expect, uint64_t *start,
+						      uint64_t *next)
 {
-	size_t copied = copy_chunk(dev->v, run_oaddr, buf + run_pos, *run_len, is_write);
-	if (copied == *run_len)
+	*next = ~0ull;
+	if (__atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE) | __atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE))
+		return 0;
+	/* An invalid or identity word makes a tag no entry has. */
+	uint64_t tag = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) | (uint64_t)shift << 1;
+	/* Fixed at creation: read once (the atomics below would make the
+	 * compiler read them again every page). */
+	struct vcache_set *sets = geom->sets;
+	uint64_t mask = geom->set_mask;
+	uint64_t end = key + (pages < FOLLOW_MAX ? pages : FOLLOW_MAX), key0 = key;
+	uint64_t step = 1ull << shift;
+	seed = vcache_seed_cls(seed, shift);
+	while (key != end) {
+		/* A region: its first set and its line; then set after set. */
+		uint64_t h = vcache_region_hash(seed, key);
+		uint64_t idx = (uint64_t)(vcache_set_h(geom, h, key) - sets);
+		const char *line0 = (const char *)&sets[0].line[vcache_hint_h(h) >> 1];
+		uint64_t rend = (key | ((1u << VCACHE_REGION_BITS) - 1)) + 1;
+		if (rend > end || rend < key)
+			rend = end;
+		for (; key != rend; key++, expect += step, idx = (idx + 1) & mask) {
+			const struct vcache_line *ln = (const struct vcache_line *)(line0 + idx * sizeof(*sets));
+			uint32_t seq = __atomic_load_n(&ln->seq, __ATOMIC_ACQUIRE);
+			const struct vcache_entry *w = &ln->way[0];
+			uint64_t val;
+			if (__atomic_load_n(&w->key, __ATOMIC_ACQUIRE) != key) {
+				w = &ln->way[1];
+				if (__atomic_load_n(&w->key, __ATOMIC_ACQUIRE) != key)
+					goto out;
+			}
+			if (__atomic_load_n(&w->tag, __ATOMIC_ACQUIRE) != tag ||
+			    (~(val = __atomic_load_n(&w->val, __ATOMIC_ACQUIRE)) & need) ||
+			    ((__atomic_load_n(&ln->seq, __ATOMIC_RELAXED) ^ seq) | (seq & 1)))
+				goto out; /* (a writer was in the line, or came by) */
+			if ((val & ~0xfffull) != expect) {
+				if (expect == ~0ull && key == key0) {
+					/* The first page starts a run: any output. */
+					expect = *start = val & ~0xfffull;
+					continue;
+				}
+				*next = val & ~0xfffull;
+				goto out;
+			}
+		}
+	}
+out:
+	return key - key0;
+}
+
+/* Copy a run; on a short copy report DMA_TARGET at the first byte missed,
+ * set *copied to what was copied and return -EFAULT. Out of line, and the
+ * run by value: the DMA loop keeps its run in registers. */
+static __attribute__((noinline)) int dma_flush(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf,
+					       uint32_t access, int is_write, uint64_t run_oaddr, size_t run_pos,
+					       size_t run_len, size_t *copied, struct viommu_fault_record *fault)
+{
+	size_t n = copy_chunk(dev->v, run_oaddr, buf + run_pos, run_len, is_write);
+	*copied = n;
+	if (n == run_len)
 		return 0;
 	struct viommu_fault_record rec;
 	memset(&rec, 0, sizeof(rec));
 	rec.rid = dev->rid;
 	rec.pasid = pasid;
-	rec.addr = iova + run_pos + copied; /* the first byte with no memory */
+	rec.addr = iova + run_pos + n; /* the first byte with no memory */
 	rec.access = access;
 	rec.reason = VIOMMU_FAULT_DMA_TARGET;
 	dma_fault(dev, &rec, fault);
-	*run_len = copied;
 	return -EFAULT;
+}
+
+/*
+ * Copy a run: at once when it lies in one guest-RAM region (regions are fixed
+ * when the memory is created; *rc is the last one this device used), else
+ * piece by piece through dma_flush.
+ */
+static inline __attribute__((always_inline)) int dma_copy(viommu_dev *dev, const struct viommu_mem_region **rc,
+							  uint32_t pasid, uint64_t iova, uint8_t *buf, uint32_t access,
+							  int is_write, uint64_t run_oaddr, size_t run_pos, size_t run_len,
+							  size_t *copied, struct viommu_fault_record *fault)
+{
+	const struct viommu_mem_region *r = *rc;
+	if (!r || run_oaddr - r->gpa >= r->size || run_len > r->size - (run_oaddr - r->gpa))
+		r = mem_find(dev->v->mem, run_oaddr, run_len);
+	if (r && !(is_write && (r->flags & VIOMMU_MEM_REGION_READONLY))) {
+		uint8_t *host = (uint8_t *)r->host + (run_oaddr - r->gpa);
+		if (is_write)
+			memcpy(host, buf + run_pos, run_len);
+		else
+			memcpy(buf + run_pos, host, run_len);
+		*rc = r;
+		*copied = run_len;
+		return 0;
+	}
+	return dma_flush(dev, pasid, iova, buf, access, is_write, run_oaddr, run_pos, run_len, copied, fault);
 }
 
 static int dma_rw(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, size_t len, uint32_t attrs,
@@ -94,42 +190,115 @@ static int dma_rw(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, 
 	 * device's burst over a contiguous buffer is one copy, not one per
 	 * page. A run is copied before anything after it can fault, so the
 	 * bytes done are always the ones before the first fault.
+	 *
+	 * Pages the IOTLB has are translated here, lock-free, and counted as
+	 * hits once at the end: pages of the smallest size cached in bursts
+	 * (iotlb_follow), the others one by one (iotlb_probe); anything else
+	 * (a miss, a PASID never attached, injection rules, exclusions) goes
+	 * through core_translate.
 	 */
+	viommu *v = dev->v;
+	struct attach *a = pasid == VIOMMU_NO_PASID ? &dev->nopasid : dev_attach_slot(dev, pasid);
+	uint32_t need = perms_needed(access);
+	uint64_t hits = 0, seed = 0, sizes = 0;
 	uint64_t run_oaddr = 0;
-	size_t run_pos = 0, run_len = 0;
+	size_t run_pos = 0, run_len = 0, copied;
+	const struct viommu_mem_region *rc = __atomic_load_n(&dev->last_region, __ATOMIC_RELAXED);
+	const struct viommu_mem_region *rc0 = rc;
+	/* The seed and the sizes are hints (a stale one only costs a miss):
+	 * read once, and again after each miss. */
+	if (a) {
+		seed = __atomic_load_n(&a->hseed, __ATOMIC_RELAXED);
+		sizes = __atomic_load_n(&a->sizes, __ATOMIC_ACQUIRE);
+	}
 	while (pos < len) {
-		struct viommu_translation t;
-		uint64_t cur = iova + pos;
-		ret = core_translate(dev, pasid, cur, access, &t);
-		if (ret) {
-			if (run_len && dma_flush(dev, pasid, iova, buf, access, is_write, run_oaddr, run_pos, &run_len,
-						 fault)) {
-				pos = run_pos + run_len;
+		uint64_t cur = iova + pos, oaddr, tlen;
+		if (a && sizes) {
+			/* Pages of the smallest size cached, in one go. */
+			unsigned shift = 12 + (unsigned)__builtin_ctzll(sizes);
+			uint64_t size = 1ull << shift, off = cur & (size - 1), next, start = 0;
+			uint64_t pages = (off + (len - pos) + size - 1) >> shift;
+			uint64_t n = iotlb_follow(v, &dev->iotlb, a, seed, shift, cur >> shift, pages, need,
+						  run_len ? run_oaddr + run_len - off : ~0ull, &start, &next);
+			if (n) {
+				if (!run_len) {
+					run_oaddr = start + off;
+					run_pos = pos;
+				}
+				hits += n;
+				size_t b = (n << shift) - off < len - pos ? (size_t)((n << shift) - off) : len - pos;
+				run_len += b;
+				pos += b;
+				off = 0;
+			}
+			if (next != ~0ull) {
+				/* The page at pos hit, elsewhere: a run of its own. */
+				if (run_len && (ret = dma_copy(dev, &rc, pasid, iova, buf, access, is_write, run_oaddr,
+								run_pos, run_len, &copied, fault))) {
+					pos = run_pos + copied;
+					break;
+				}
+				hits++;
+				run_oaddr = next + off;
+				run_pos = pos;
+				run_len = size - off < len - pos ? (size_t)(size - off) : len - pos;
+				pos += run_len;
+				continue;
+			}
+			if (n)
+				continue; /* on from where it stopped */
+		}
+		/* The page at pos: any size, any way, or the full path. */
+		int hit = 0;
+		if (a && !(__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) |
+			   __atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE)))
+			hit = iotlb_probe(v, __atomic_load_n(&a->word, __ATOMIC_ACQUIRE), seed, sizes, cur, need, &oaddr,
+					  &tlen);
+		if (hit) {
+			hits++;
+		} else {
+			struct viommu_translation t;
+			ret = core_translate(dev, pasid, cur, access, &t);
+			if (ret) {
+				if (run_len && dma_copy(dev, &rc, pasid, iova, buf, access, is_write, run_oaddr, run_pos,
+							 run_len, &copied, fault)) {
+					pos = run_pos + copied;
+					break;
+				}
+				dma_fault(dev, &t.fault, fault);
 				break;
 			}
-			dma_fault(dev, &t.fault, fault);
-			break;
+			oaddr = t.oaddr;
+			tlen = t.len;
+			if (a) {
+				seed = __atomic_load_n(&a->hseed, __ATOMIC_RELAXED);
+				sizes = __atomic_load_n(&a->sizes, __ATOMIC_ACQUIRE);
+			}
 		}
 		size_t chunk = len - pos;
-		if (t.len < chunk)
-			chunk = (size_t)t.len;
-		if (run_len && t.oaddr == run_oaddr + run_len) {
-			run_len += chunk;
-		} else {
-			if (run_len && (ret = dma_flush(dev, pasid, iova, buf, access, is_write, run_oaddr, run_pos,
-							&run_len, fault))) {
-				pos = run_pos + run_len;
+		if (tlen < chunk)
+			chunk = (size_t)tlen;
+		if (!run_len || oaddr != run_oaddr + run_len) {
+			if (run_len && (ret = dma_copy(dev, &rc, pasid, iova, buf, access, is_write, run_oaddr, run_pos,
+							run_len, &copied, fault))) {
+				pos = run_pos + copied;
 				break;
 			}
-			run_oaddr = t.oaddr;
+			run_oaddr = oaddr;
 			run_pos = pos;
-			run_len = chunk;
+			run_len = 0;
 		}
+		run_len += chunk;
 		pos += chunk;
 	}
 	if (!ret && run_len &&
-	    (ret = dma_flush(dev, pasid, iova, buf, access, is_write, run_oaddr, run_pos, &run_len, fault)))
-		pos = run_pos + run_len;
+	    (ret = dma_copy(dev, &rc, pasid, iova, buf, access, is_write, run_oaddr, run_pos, run_len, &copied,
+			    fault)))
+		pos = run_pos + copied;
+	if (rc != rc0)
+		__atomic_store_n(&dev->last_region, rc, __ATOMIC_RELAXED);
+	if (hits)
+		stat_add(v, ST_HIT, hits);
 	if (done)
 		*done = pos;
 	return ret;

@@ -31,15 +31,6 @@ static void fault_set(struct viommu_translation *out, viommu_dev *dev, uint32_t 
 	}
 }
 
-/* What the request needs of a cached translation's permissions. */
-static uint32_t perms_needed(uint32_t access)
-{
-	uint32_t need = access & (VIOMMU_ACCESS_READ | VIOMMU_ACCESS_WRITE | VIOMMU_ACCESS_EXEC);
-	if (!(access & VIOMMU_ACCESS_PRIV))
-		need |= VIOMMU_PERM_USER;
-	return need;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Stage 2 with the nested TLB                                              */
 
@@ -105,7 +96,7 @@ static int s2_translate(struct walk_ctx *w, uint64_t gpa, uint32_t access, uint6
 			uint32_t *perms)
 {
 	viommu *v = w->v;
-	uint64_t tag = vcache_tag(w->d->id, 0, 12);
+	uint64_t tag = vcache_tag(w->d->id, 0, 0, 12);
 	uint64_t val;
 	uint32_t need = perms_needed(access | VIOMMU_ACCESS_PRIV);
 
@@ -228,7 +219,7 @@ static int walk_request(struct walk_ctx *w, struct attach *a, uint64_t iova, uin
 		for (unsigned l = 1; l < g1->levels; l++) {
 			uint64_t val;
 			uint64_t key = iova >> pt_entry_shift(l + 1);
-			if (vcache_lookup(&v->pwc, vcache_tag(d->id, w->pasidx, PWC_CLASS(l)), key, &val, 1)) {
+			if (vcache_lookup(&v->pwc, vcache_tag(d->id, w->pasidx, 1, PWC_CLASS(l)), key, &val, 1)) {
 				table = val & ~0xfffull;
 				perms = (uint32_t)(val & PERM_BITS);
 				level = l;
@@ -255,7 +246,7 @@ static int walk_request(struct walk_ctx *w, struct attach *a, uint64_t iova, uin
 		if (!(w->s1_seen & (1u << l)))
 			continue;
 		uint64_t key = iova >> pt_entry_shift(l + 1);
-		vcache_insert(&v->pwc, &v->gen, w->gen, vcache_tag(d->id, w->pasidx, PWC_CLASS(l)), key,
+		vcache_insert(&v->pwc, &v->gen, w->gen, vcache_tag(d->id, w->pasidx, 1, PWC_CLASS(l)), key,
 			      w->s1_table[l] | (w->s1_perms[l] & PERM_BITS));
 	}
 
@@ -365,7 +356,7 @@ static __attribute__((noinline)) int translate_resolve(viommu_dev *dev, uint32_t
 /* The slow path: walk the tables under the topology read lock. */
 static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct attach *a, uint32_t pasid,
 						    uint32_t pasidx, uint64_t iova, uint32_t access,
-						    struct viommu_translation *out)
+		     struct viommu_translation *out)
 {
 	viommu *v = dev->v;
 	/* The generation is read before anything the walk depends on, so an
@@ -394,7 +385,7 @@ static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct atta
 	memset(&o, 0, sizeof(o));
 	int ret = walk_request(&w, a, iova, access, &o, out, dev, pasid);
 	if (!ret && o.cacheable) {
-		uint64_t tag = vcache_tag(w.d->id, pasidx, o.shift);
+		uint64_t tag = vcache_tag(w.d->id, pasidx, w.d->type == VIOMMU_DOMAIN_NESTED, o.shift);
 		vcache_insert(&v->iotlb, &v->gen, w.gen, tag, iova >> o.shift,
 			      (o.oaddr & ~((1ull << o.shift) - 1)) | (o.cperms & PERM_BITS));
 		if (o.shift >= 12 && o.shift < 64)
@@ -407,51 +398,25 @@ static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct atta
 	return 0;
 }
 
-int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,
-		   struct viommu_translation *out)
+/* The attachment's word is not valid: look again under the lock (an attach
+ * replacing it clears it for a moment), else ask the resolver. 0 and *ap,
+ * *wordp on success; else the fault is set and the request counted. */
+static __attribute__((noinline)) int translate_attach(viommu_dev *dev, uint32_t pasid, uint64_t iova,
+						      uint32_t access, struct viommu_translation *out,
+						      struct attach **ap, uint64_t *wordp)
 {
 	viommu *v = dev->v;
-	uint32_t need = perms_needed(access);
-	struct stat_shard *sh = stat_shard(v);
-	int ret;
-
-	/* Only what a hit fills; the fault record is written when there is
-	 * one (fault_set). */
-	out->refs = 0;
-	out->iotlb_hit = 0;
-	out->fault.reason = VIOMMU_FAULT_NONE;
-	/* Counted as a hit, a miss, or (here) a request refused before the
-	 * IOTLB: the sum is the translations. */
-	if (__builtin_expect(__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) != 0, 0)) {
-		ret = translate_inject(dev, pasid, iova, access, out);
-		if (ret) {
-			stat_inc(&sh->translations);
-			return ret;
-		}
-	}
-	struct attach *a;
-	if (pasid == VIOMMU_NO_PASID) {
-		a = &dev->nopasid;
-	} else if (pasid > VIOMMU_PASID_MAX) {
-		stat_inc(&sh->translations);
-		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BAD_REQUEST, 0, NULL);
-		return -EFAULT;
-	} else {
-		a = dev_attach_slot(dev, pasid);
-	}
-	uint64_t word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
-	if (!(word & ATT_VALID) && a) {
-		/* An attach replacing this one makes the word 0 for a moment,
-		 * under the topology write lock: look again under the read
-		 * lock before calling it blocked. */
+	struct attach *a = *ap;
+	uint64_t word = 0;
+	if (a) {
 		pthread_rwlock_rdlock(&v->topo);
 		word = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE);
 		pthread_rwlock_unlock(&v->topo);
 	}
 	if (!(word & ATT_VALID)) {
-		ret = translate_resolve(dev, pasid, iova, access, out);
+		int ret = translate_resolve(dev, pasid, iova, access, out);
 		if (ret) {
-			stat_inc(&sh->translations);
+			stat_add(v, ST_REFUSED, 1);
 			return ret;
 		}
 		a = pasid == VIOMMU_NO_PASID ? &dev->nopasid : dev_attach_slot(dev, pasid);
@@ -459,40 +424,146 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 			pthread_rwlock_rdlock(&v->topo);
 			word = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE);
 			pthread_rwlock_unlock(&v->topo);
-		} else {
-			word = 0;
 		}
 		if (!(word & ATT_VALID)) {
-			stat_inc(&sh->translations);
+			stat_add(v, ST_REFUSED, 1);
 			fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BLOCKED, 0, NULL);
 			return -EFAULT;
 		}
 	}
-	uint32_t pasidx = (uint32_t)((word >> ATT_TAG_SHIFT) & ATT_TAG_MASK);
-	uint32_t domid = (uint32_t)word;
+	*ap = a;
+	*wordp = word;
+	return 0;
+}
 
-	/* The fast path: the page sizes this attachment has cached. */
-	uint64_t sizes = __atomic_load_n(&a->sizes, __ATOMIC_ACQUIRE);
-	while (sizes) {
-		unsigned shift = 12 + (unsigned)__builtin_ctzll(sizes);
-		sizes &= sizes - 1;
-		uint64_t val;
-		if (vcache_lookup(&v->iotlb, vcache_tag(domid, pasidx, shift), iova >> shift, &val, 0)) {
-			if ((val & need) != need)
-				break; /* permissions may have grown: walk */
-			stat_inc(&sh->hits);
-			fill_out(out, iova, val & ~0xfffull, shift, (uint32_t)(val & PERM_BITS));
-			out->iotlb_hit = 1;
-			goto check_excl;
+int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,
+		   struct viommu_translation *out)
+{
+	viommu *v = dev->v;
+	int ret;
+
+	/* Only what a hit fills; the fault record is written when there is
+	 * one (fault_set). */
+	out->refs = 0;
+	out->iotlb_hit = 0;
+	out->fault.reason = VIOMMU_FAULT_NONE;
+	/* Counted as a hit, a miss, or a request refused before the IOTLB:
+	 * the sum is the translations. */
+	if (__builtin_expect(__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) != 0, 0)) {
+		ret = translate_inject(dev, pasid, iova, access, out);
+		if (ret) {
+			stat_add(v, ST_REFUSED, 1);
+			return ret;
 		}
 	}
-	stat_inc(&sh->misses);
-	ret = translate_walk(dev, a, pasid, pasidx, iova, access, out);
+	struct attach *a;
+	if (__builtin_expect(pasid == VIOMMU_NO_PASID, 1)) {
+		a = &dev->nopasid;
+	} else if (pasid > VIOMMU_PASID_MAX) {
+		stat_add(v, ST_REFUSED, 1);
+		fault_set(out, dev, pasid, iova, access, VIOMMU_FAULT_BAD_REQUEST, 0, NULL);
+		return -EFAULT;
+	} else {
+		a = dev_attach_slot(dev, pasid);
+	}
+	uint64_t word = a ? __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) : 0;
+	if (__builtin_expect(!(word & ATT_VALID), 0)) {
+		ret = translate_attach(dev, pasid, iova, access, out, &a, &word);
+		if (ret)
+			return ret;
+	}
+	if (word & ATT_IDENTITY) {
+		/* No table and nothing cached: no lock either. Counted as a
+		 * miss, as a walk-less translation always was. */
+		stat_add(v, ST_MISS, 1);
+		fill_out(out, iova, iova & ~((1ull << 62) - 1), 62, VIOMMU_PERM_ALL);
+		goto check_excl;
+	}
+	if (iotlb_fast(v, a, word, iova, perms_needed(access), &out->oaddr, &out->len, &out->perms)) {
+		stat_add(v, ST_HIT, 1);
+		out->iotlb_hit = 1;
+		goto check_excl;
+	}
+	stat_add(v, ST_MISS, 1);
+	ret = translate_walk(dev, a, pasid, (uint32_t)((word >> ATT_TAG_SHIFT) & ATT_TAG_MASK), iova, access, out);
 	if (ret)
 		return ret;
 check_excl:
 	if (__builtin_expect(__atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE) != 0, 0))
 		return translate_excl(dev, pasid, iova, access, out);
+	return 0;
+}
+
+static __attribute__((noinline)) int translate_full(viommu_dev *dev, uint32_t pasid, uint64_t iova,
+						    uint32_t access, struct viommu_translation *out)
+{
+	int ret = core_translate(dev, pasid, iova, access, out);
+	if (ret == -EFAULT)
+		core_report_fault(dev->v, &out->fault);
+	return ret;
+}
+
+static __attribute__((noinline)) int count_hit(viommu *v)
+{
+	stat_add_slow(v, ST_HIT, 1);
+	return 0;
+}
+
+
+/*
+ * viommu_translate's fast path: an IOTLB hit without PASID in the smallest
+ * page size the attachment has cached, in the line looked at first, no
+ * injection rule, no exclusion. Written to need no call: every other case
+ * goes (a tail call) to the full path, which looks at all of it again. No
+ * validity or identity test is needed: an invalid word (0) or an identity
+ * one (ATT_IDENTITY, bit 7) makes a tag that no cached entry has. 1 on a hit
+ * (out filled, not counted yet), 0 for the full path.
+ */
+static inline __attribute__((always_inline)) int translate_hit(viommu_dev *dev, uint64_t iova, uint32_t access,
+							       struct viommu_translation *out, unsigned shift)
+{
+	struct attach *a = &dev->nopasid;
+	uint64_t key = iova >> shift;
+	uint64_t h = vcache_region_hash(vcache_seed_cls(__atomic_load_n(&a->hseed, __ATOMIC_RELAXED), shift), key);
+	struct vcache_set *s = vcache_set_h(&dev->iotlb, h, key);
+	const struct vcache_line *ln = &s->line[vcache_hint_h(h) >> 1];
+	uint32_t seq = __atomic_load_n(&ln->seq, __ATOMIC_ACQUIRE);
+	const struct vcache_entry *w = &ln->way[0];
+	if (__builtin_expect(seq & 1, 0))
+		return 0;
+	if (__atomic_load_n(&w->key, __ATOMIC_ACQUIRE) != key) {
+		w = &ln->way[1]; /* the other way of the line */
+		if (__atomic_load_n(&w->key, __ATOMIC_ACQUIRE) != key)
+			return 0;
+	}
+	/* (The same key under another tag in the first way: the full path.) */
+	if (__atomic_load_n(&w->tag, __ATOMIC_ACQUIRE) !=
+	    (__atomic_load_n(&a->word, __ATOMIC_ACQUIRE) | (uint64_t)shift << 1))
+		return 0;
+	uint64_t val = __atomic_load_n(&w->val, __ATOMIC_ACQUIRE);
+	if (__builtin_expect(__atomic_load_n(&ln->seq, __ATOMIC_RELAXED) != seq || (~val & perms_needed(access)), 0))
+		return 0;
+	uint64_t size = 1ull << shift;
+	uint64_t off = iova & (size - 1);
+	out->oaddr = (val & ~0xfffull) + off;
+	out->len = size - off;
+	out->perms = (uint32_t)(val & PERM_BITS);
+	out->refs = 0;
+	out->iotlb_hit = 1;
+	out->fault.reason = VIOMMU_FAULT_NONE;
+	return 1;
+}
+
+/* The same when no 4 KiB page is cached: with the smallest size cached. */
+static __attribute__((noinline)) int translate_sized(viommu_dev *dev, uint64_t iova, uint32_t access,
+						     struct viommu_translation *out, uint64_t sizes)
+{
+	viommu *v = dev->v;
+	if (!sizes ||
+	    (__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) | __atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE)) ||
+	    !translate_hit(dev, iova, access, out, 12 + (unsigned)__builtin_ctzll(sizes)))
+		return translate_full(dev, VIOMMU_NO_PASID, iova, access, out);
+	stat_add(dev->v, ST_HIT, 1);
 	return 0;
 }
 
@@ -503,10 +574,23 @@ int viommu_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t ac
 		return -EINVAL;
 	if (access & ~(VIOMMU_ACCESS_READ | VIOMMU_ACCESS_WRITE | VIOMMU_ACCESS_EXEC | VIOMMU_ACCESS_PRIV))
 		return -EINVAL;
-	int ret = core_translate(dev, pasid, iova, access, out);
-	if (ret == -EFAULT)
-		core_report_fault(dev->v, &out->fault);
-	return ret;
+	if (pasid != VIOMMU_NO_PASID)
+		return translate_full(dev, pasid, iova, access, out);
+	uint64_t sizes = __atomic_load_n(&dev->nopasid.sizes, __ATOMIC_ACQUIRE);
+	/* 4 KiB pages cached (the common case): every shift a constant. */
+	if (__builtin_expect(!(sizes & 1), 0))
+		return translate_sized(dev, iova, access, out, sizes);
+	viommu *v = dev->v;
+	if (__builtin_expect(__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) |
+			     __atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE), 0))
+		return translate_full(dev, VIOMMU_NO_PASID, iova, access, out);
+	if (!translate_hit(dev, iova, access, out, 12))
+		return translate_full(dev, VIOMMU_NO_PASID, iova, access, out);
+	/* dev->v read again rather than kept: one register less to keep
+	 * across the lookup (the fast path then needs no stack frame). */
+	if (__builtin_expect(stat_add_fast(dev->v, ST_HIT, 1), 1))
+		return 0;
+	return count_hit(dev->v); /* a tail call */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -544,17 +628,22 @@ void inval_do(viommu *v, const struct inval_req *q)
 			.domid = q->domid,
 			.any_pasid = q->any_pasid,
 			.pasidx = q->tagid,
+			.nested = q->nested,
 			.ranged = q->iotlb_ranged,
 			.first = q->first,
 			.last = q->last,
 		};
 		vcache_invalidate(&v->iotlb, &m);
-		struct vcache_match pm = m;
-		pm.ranged = 0; /* walk-cache keys are prefixes, not pages */
-		vcache_invalidate(&v->pwc, &pm);
-		if (q->ntlb) {
+		/* Only nested domains have walk-cache and nested-TLB entries. */
+		if (q->nested) {
+			struct vcache_match pm = m;
+			pm.ranged = 0; /* walk-cache keys are prefixes, not pages */
+			vcache_invalidate(&v->pwc, &pm);
+		}
+		if (q->ntlb && q->nested) {
 			struct vcache_match nm = m;
 			nm.any_pasid = 1;
+			nm.nested = 0; /* nested-TLB tags: tag id 0, hashed by page */
 			nm.ranged = q->ntlb == 2;
 			vcache_invalidate(&v->ntlb, &nm);
 		}
@@ -579,7 +668,8 @@ void viommu_invalidate_domain(viommu_domain *d)
 {
 	if (!d)
 		return;
-	struct inval_req q = { .domid = d->id, .any_pasid = 1, .ntlb = 1 };
+	struct inval_req q = { .domid = d->id, .any_pasid = 1, .ntlb = 1,
+			       .nested = d->type == VIOMMU_DOMAIN_NESTED };
 	inval_request(d->v, &q);
 	if (!d->pt && (d->type == VIOMMU_DOMAIN_PAGING || d->type == VIOMMU_DOMAIN_NESTED))
 		notify_guest_range(d, 0, ~0ull);
@@ -596,7 +686,8 @@ static void inval_pasid(viommu_domain *d, uint32_t pasid, int ranged, uint64_t f
 	if (n >= 64) {
 		/* Very many stage-1 tables on one PASID: take the domain. */
 		pthread_rwlock_unlock(&v->topo);
-		struct inval_req q = { .domid = d->id, .any_pasid = 1, .pasid = pasid };
+		struct inval_req q = { .domid = d->id, .any_pasid = 1, .pasid = pasid,
+				       .nested = d->type == VIOMMU_DOMAIN_NESTED };
 		inval_request(v, &q);
 		return;
 	}
@@ -609,7 +700,7 @@ static void inval_pasid(viommu_domain *d, uint32_t pasid, int ranged, uint64_t f
 	}
 	for (int i = 0; i < n; i++) {
 		struct inval_req q = {
-			.domid = d->id, .pasid = pasid, .tagid = tags[i],
+			.domid = d->id, .pasid = pasid, .tagid = tags[i], .nested = d->type == VIOMMU_DOMAIN_NESTED,
 			.iotlb_ranged = ranged, .first = first, .last = last,
 		};
 		inval_request(v, &q);
@@ -625,7 +716,8 @@ void viommu_invalidate_pasid(viommu_domain *d, uint32_t pasid)
 
 void inval_domain_range(viommu_domain *d, uint64_t first, uint64_t last)
 {
-	struct inval_req q = { .domid = d->id, .any_pasid = 1, .first = first, .last = last };
+	struct inval_req q = { .domid = d->id, .any_pasid = 1, .first = first, .last = last,
+			       .nested = d->type == VIOMMU_DOMAIN_NESTED };
 	if (d->type == VIOMMU_DOMAIN_NESTED) {
 		/* A stage-2 change: IOTLB entries are tagged by stage-1
 		 * input, so all of the domain's go; the nested TLB only in

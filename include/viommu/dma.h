@@ -9,6 +9,14 @@
  * says how many bytes were done, and the fault has been reported (fault
  * callback, counters) exactly once.
  *
+ * Ordering with changes made while a DMA call runs: every page is looked up
+ * on its own, so an invalidation that returns before a page's lookup starts
+ * is honoured for that page. The device's attachment, the exclusion settings
+ * and the fault-injection rules are read once per burst of up to 64 pages (a
+ * device's request stream, as hardware would issue it): an attach, exclusion
+ * or rule made while a call runs applies from the next burst, and at the
+ * latest to every call that starts after it returned.
+ *
  * Thread-safety: as viommu_translate; many threads may do DMA at once.
  */
 #ifndef VIOMMU_DMA_H
