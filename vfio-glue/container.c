@@ -46,12 +46,22 @@ int vfio_cap_walk(const void *buf, size_t len, size_t hdr_len, uint32_t first, v
 		if (off < hdr_len || off > len || len - off < sizeof(struct vfio_cap_header) || (off & 3) ||
 		    ++count > 256)
 			return -EPROTO;
-		const struct vfio_cap_header *h = (const void *)((const uint8_t *)buf + off);
-		uint32_t next = h->next;
+		/* The kernel aligns capabilities to 4 bytes only (the type1
+		 * IOVA-range one sits at 4 mod 8 after the 20-byte info), and
+		 * they hold 64-bit fields: each is handed over as an aligned
+		 * copy. */
+		struct vfio_cap_header hdr;
+		memcpy(&hdr, (const uint8_t *)buf + off, sizeof(hdr));
+		uint32_t next = hdr.next;
 		if (next && (next <= off || next > len))
 			return -EPROTO;
 		size_t cap_len = (next ? next : len) - off;
-		int r = fn(ctx, h, cap_len);
+		void *copy = malloc(cap_len);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, (const uint8_t *)buf + off, cap_len);
+		int r = fn(ctx, copy, cap_len);
+		free(copy);
 		if (r)
 			return r;
 		off = next;

@@ -158,30 +158,44 @@ static int type1_info(struct fake_kernel *fk, struct vfio_iommu_type1_info *in)
 {
 	uint8_t buf[512];
 	memset(buf, 0, sizeof(buf));
-	struct vfio_iommu_type1_info *info = (void *)buf;
-	size_t off = sizeof(*info);
-	struct vfio_iommu_type1_info_cap_iova_range *rc = (void *)(buf + off);
-	size_t rlen = sizeof(*rc) + fk->nr_ranges * sizeof(rc->iova_ranges[0]);
-	struct vfio_iommu_type1_info_dma_avail *ac = (void *)(buf + off + rlen);
-	size_t need = off + rlen + sizeof(*ac);
-	info->argsz = (uint32_t)need;
-	info->flags = VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS;
-	info->iova_pgsizes = PAGE | (1ull << 21) | (1ull << 30);
-	info->cap_offset = (uint32_t)off;
-	rc->header.id = VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE;
-	rc->header.version = 1;
-	rc->header.next = (uint32_t)(off + rlen);
-	rc->nr_iovas = fk->nr_ranges;
+	struct vfio_iommu_type1_info info = { 0 };
+	/* As Linux 6.1 lays it out: the capabilities packed after the info,
+	 * with no padding between them: the 12-byte DMA-avail one first, so
+	 * the IOVA-range one, with its 64-bit fields, sits at 4 mod 8 (built
+	 * aligned here, then copied into place). */
+	size_t off = sizeof(info);
+	union {
+		struct vfio_iommu_type1_info_cap_iova_range rc;
+		uint8_t bytes[sizeof(struct vfio_iommu_type1_info_cap_iova_range) + 64 * sizeof(struct vfio_iova_range)];
+	} r;
+	memset(&r, 0, sizeof(r));
+	size_t rlen = sizeof(r.rc) + fk->nr_ranges * sizeof(r.rc.iova_ranges[0]);
+	struct vfio_iommu_type1_info_dma_avail ac = { 0 };
+	size_t alen = offsetof(struct vfio_iommu_type1_info_dma_avail, avail) + sizeof(ac.avail);
+	size_t need = off + alen + rlen;
+	if (rlen > sizeof(r) || need > sizeof(buf))
+		return -EOVERFLOW;
+	info.argsz = (uint32_t)need;
+	info.flags = VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS;
+	info.iova_pgsizes = PAGE | (1ull << 21) | (1ull << 30);
+	info.cap_offset = (uint32_t)off;
+	ac.header.id = VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL;
+	ac.header.version = 1;
+	ac.header.next = (uint32_t)(off + alen);
+	ac.avail = fk->dma_limit - (uint32_t)fk->nr_maps;
+	r.rc.header.id = VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE;
+	r.rc.header.version = 1;
+	r.rc.nr_iovas = fk->nr_ranges;
 	for (uint32_t i = 0; i < fk->nr_ranges; i++) {
-		rc->iova_ranges[i].start = fk->ranges[i].first;
-		rc->iova_ranges[i].end = fk->ranges[i].last;
+		r.rc.iova_ranges[i].start = fk->ranges[i].first;
+		r.rc.iova_ranges[i].end = fk->ranges[i].last;
 	}
-	ac->header.id = VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL;
-	ac->header.version = 1;
-	ac->avail = fk->dma_limit - (uint32_t)fk->nr_maps;
+	memcpy(buf, &info, off);
+	memcpy(buf + off, &ac, alen);
+	memcpy(buf + off + alen, &r, rlen);
 	if (in->argsz < sizeof(*in))
 		return -EINVAL;
-	reply(in, buf, sizeof(*info), need, in->argsz, offsetof(struct vfio_iommu_type1_info, cap_offset));
+	reply(in, buf, sizeof(info), need, in->argsz, offsetof(struct vfio_iommu_type1_info, cap_offset));
 	return 0;
 }
 
