@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# The part of bench/vs-qemu that runs inside L1 (scripts/nested-run), where
+# /dev/kvm boots Linux: boots the benchmark guest under each configuration,
+# run after run, alternating the configurations, and appends one record per
+# boot to OUT/results.txt (key=value pairs on one line; see bench/vs-qemu).
+# Not meant to be run by hand.
+#
+#   l1-driver.sh --out DIR --runs N --vmm FILE --launch FILE --kernel FILE
+#                --initrd FILE [--qemu CMD] [--cpus N] [--memory MIB]
+#                [--m1 N] [--k4 N] [--reps N] [--boot-timeout S] [--configs a,b,...]
+set -uo pipefail
+
+OUT="" RUNS=3 VMM="" LAUNCH="" KERNEL="" INITRD="" QEMU=qemu-system-x86_64
+CPUS=2 MEMORY=512 M1=64 K4=512 REPS=3 BOOT_TIMEOUT=300
+CONFIGS=qemu-vtd-strict,vmm-vtd-strict,qemu-off,vmm-off,qemu-vtd-lazy,vmm-vtd-lazy
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--out) OUT=$2 ;;
+	--runs) RUNS=$2 ;;
+	--vmm) VMM=$2 ;;
+	--launch) LAUNCH=$2 ;;
+	--kernel) KERNEL=$2 ;;
+	--initrd) INITRD=$2 ;;
+	--qemu) QEMU=$2 ;;
+	--cpus) CPUS=$2 ;;
+	--memory) MEMORY=$2 ;;
+	--m1) M1=$2 ;;
+	--k4) K4=$2 ;;
+	--reps) REPS=$2 ;;
+	--boot-timeout) BOOT_TIMEOUT=$2 ;;
+	--configs) CONFIGS=$2 ;;
+	*) echo "l1-driver: unknown option $1" >&2; exit 125 ;;
+	esac
+	shift 2
+done
+for v in OUT VMM LAUNCH KERNEL INITRD; do
+	[ -n "${!v}" ] || { echo "l1-driver: --${v,,} is required" >&2; exit 125; }
+done
+[ -e /dev/kvm ] || { echo "l1-driver: no /dev/kvm in L1" >&2; exit 125; }
+
+# KVM's exit counters (summed over every VM, and only one runs at a time).
+KVM_STATS=/sys/kernel/debug/kvm
+[ -r "$KVM_STATS/exits" ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+COUNTERS=()
+for c in exits io_exits mmio_exits halt_exits irq_exits; do
+	[ -r "$KVM_STATS/$c" ] && COUNTERS+=(--counter "$c=$KVM_STATS/$c")
+done
+[ "${#COUNTERS[@]}" -gt 0 ] || echo "l1-driver: KVM's debugfs counters are not readable; no exit counts" >&2
+
+# Everything the guests touch lives in L1's RAM (its /tmp is a tmpfs), so
+# that no 9p traffic to the host lands inside a timed window: the kernel,
+# the initramfs and the disk, which both VMMs read through their page cache.
+W=$(mktemp -d /tmp/bench.XXXXXX) || exit 125
+if ! cp "$KERNEL" "$W/vmlinuz" || ! cp "$INITRD" "$W/initrd.img"; then
+	echo "l1-driver: cannot copy the guest image" >&2
+	exit 125
+fi
+DISK_MIB=$(((M1 > K4 / 256 ? M1 : K4 / 256) + 1))
+dd if=/dev/zero of="$W/disk.img" bs=1M count="$DISK_MIB" status=none || { echo "l1-driver: cannot write the disk" >&2; exit 125; }
+mkdir -p "$OUT/logs"
+RESULTS=$OUT/results.txt
+
+APPEND_BASE="console=ttyS0 panic=-1 quiet vm.test=guest-bench.sh vm.modules=virtio_pci,virtio_blk vm.bench_m1=$M1 vm.bench_k4=$K4 vm.bench_reps=$REPS vm.timeout=$((BOOT_TIMEOUT - 10))"
+
+# vmm_cmd CONFIG: the VMM command line of CONFIG into the array CMD.
+# shellcheck disable=SC2054 # QEMU's options have commas
+vmm_cmd() {
+	local cfg=$1 strict=1 append
+	case "$cfg" in *-lazy) strict=0 ;; esac
+	# The guests without an IOMMU get the same options: with no DMAR table
+	# they change nothing.
+	append="$APPEND_BASE intel_iommu=on iommu.strict=$strict"
+	case "$cfg" in
+	qemu-vtd-*)
+		# With caching mode, Linux's intel_iommu makes every domain strict
+		# whatever iommu.strict says (the guest's check sees domain type DMA,
+		# not DMA-FQ): lazy invalidation on QEMU needs caching-mode=off, and
+		# so does the like-for-like optional qemu-vtd-nocm-strict.
+		local cm=on
+		case "$cfg" in qemu-vtd-lazy | qemu-vtd-nocm-strict) cm=off ;; esac
+		append="$append vm.bench_iommu=vtd vm.bench_strict=$strict"
+		CMD=("$QEMU" -accel kvm -cpu host -m "$MEMORY" -smp "$CPUS"
+			-M q35,kernel-irqchip=split -device "intel-iommu,intremap=on,caching-mode=$cm"
+			-display none -nodefaults -no-reboot -no-user-config -serial stdio
+			-drive "file=$W/disk.img,format=raw,if=none,id=vd0"
+			-device virtio-blk-pci,drive=vd0,iommu_platform=on,disable-legacy=on
+			-kernel "$W/vmlinuz" -initrd "$W/initrd.img" -append "$append")
+		;;
+	qemu-off)
+		append="$append vm.bench_iommu=none"
+		CMD=("$QEMU" -accel kvm -cpu host -m "$MEMORY" -smp "$CPUS"
+			-M q35,kernel-irqchip=split
+			-display none -nodefaults -no-reboot -no-user-config -serial stdio
+			-drive "file=$W/disk.img,format=raw,if=none,id=vd0"
+			-device virtio-blk-pci,drive=vd0,disable-legacy=on
+			-kernel "$W/vmlinuz" -initrd "$W/initrd.img" -append "$append")
+		;;
+	vmm-vtd-*)
+		# The optional vmm-vtd-cm-strict: caching mode on, as QEMU's.
+		local vtd=vtd
+		[ "$cfg" != vmm-vtd-cm-strict ] || vtd=vtd,caching-mode=on
+		append="$append vm.bench_iommu=vtd vm.bench_strict=$strict"
+		CMD=("$VMM" --memory "$MEMORY" --cpus "$CPUS" --disk "$W/disk.img" --serial stdio
+			--iommu "$vtd" --stats --kernel "$W/vmlinuz" --initrd "$W/initrd.img" --append "$append")
+		;;
+	vmm-off)
+		append="$append vm.bench_iommu=none"
+		CMD=("$VMM" --memory "$MEMORY" --cpus "$CPUS" --disk "$W/disk.img" --serial stdio
+			--iommu none --stats --kernel "$W/vmlinuz" --initrd "$W/initrd.img" --append "$append")
+		;;
+	*) return 1 ;;
+	esac
+}
+
+# kv FILE KEY: the value of KEY=... in FILE (last one wins), or empty.
+kv() {
+	sed -n "s/^$2=//p" "$1" | tail -n 1
+}
+
+# samples KV PREFIX BYTES: the speed (MB/s) of every sample PREFIX1 ..
+# PREFIXn, from the times viommu-bench-launch gave its start and end markers
+# (phase.PREFIXi.t and phase.PREFIXie.t), comma-separated.
+samples() {
+	awk -F= -v p="$2" -v bytes="$3" '
+		index($1, "phase." p) == 1 && $1 ~ /\.t$/ {
+			k = $1; sub(/^phase\./, "", k); sub(/\.t$/, "", k); t[k] = $2
+		}
+		END {
+			out = ""
+			for (i = 1; (p i) in t && (p i "e") in t; i++) {
+				d = t[p i "e"] - t[p i]
+				if (d <= 0) continue
+				out = out (out == "" ? "" : ",") sprintf("%.2f", bytes / d / 1e6)
+			}
+			print out
+		}' "$1"
+}
+
+# run_one RUN CONFIG: boot once, append the record.
+run_one() {
+	local run=$1 cfg=$2 base rec status=ok reason="" rc
+	base=$W/run$run-$cfg
+	vmm_cmd "$cfg" || { echo "run=$run config=$cfg status=fail reason=unknown_configuration" >>"$RESULTS"; return; }
+	echo "l1-driver: run $run/$RUNS: $cfg" >&2
+	"$LAUNCH" --log "$base.serial" --err "$base.stderr" --timeout "$BOOT_TIMEOUT" \
+		"${COUNTERS[@]}" -- "${CMD[@]}" >"$base.kv" 2>"$base.launch-err"
+	rc=$?
+	local serial
+	serial=$(tr -d '\r' <"$base.serial")
+	# Every sample, comma-separated, timed on L1's clock by its markers
+	# (the guest's own clock can stall under nesting: its figures are kept
+	# as *_guest_mbps, for comparison only).
+	local r1 r4 g1 g4 boot
+	r1=$(samples "$base.kv" m1s $((M1 * 1048576)))
+	r4=$(samples "$base.kv" k4s $((K4 * 4096)))
+	g1=$(grep -ao 'bench label=m1s[0-9]* .*' <<<"$serial" | sed -n 's/.* mbps=\([0-9.na]*\).*/\1/p' | paste -sd, -)
+	g4=$(grep -ao 'bench label=k4s[0-9]* .*' <<<"$serial" | sed -n 's/.* mbps=\([0-9.na]*\).*/\1/p' | paste -sd, -)
+	boot=$(kv "$base.kv" boot_s)
+	if [ "$(kv "$base.kv" timed_out)" = 1 ] || [ "$rc" = 124 ]; then
+		status=fail reason="timed out after $BOOT_TIMEOUT s"
+	elif grep -aq 'bench-guest: FAIL' <<<"$serial"; then
+		status=fail reason=$(grep -a 'bench-guest: FAIL' <<<"$serial" | head -n 1 | sed 's/.*bench-guest: FAIL: //')
+	elif ! grep -aqE 'VIOMMU-TEST-RESULT: PASS' <<<"$serial"; then
+		status=fail reason="no PASS marker (VMM exit status $rc$(sed -n '1s/^/: /p' "$base.stderr" | tr -d '\n' | cut -c1-120))"
+	elif [ "$rc" != 0 ]; then
+		status=fail reason="the VMM exited with status $rc"
+	elif [ -z "$r1" ] || [ -z "$r4" ] || [ -z "$boot" ]; then
+		status=fail reason="a figure is missing (read1m='$r1' read4k='$r4' boot='$boot')"
+	elif [ "$(tr ',' '\n' <<<"$r1" | grep -c .)" != "$REPS" ] || [ "$(tr ',' '\n' <<<"$r4" | grep -c .)" != "$REPS" ]; then
+		status=fail reason="want $REPS samples of each read, got read1m='$r1' read4k='$r4'"
+	fi
+	rec="run=$run config=$cfg status=$status"
+	[ -z "$boot" ] || rec="$rec boot_s=$boot"
+	[ -z "$r1" ] || rec="$rec read1m_mbps=$r1"
+	[ -z "$r4" ] || rec="$rec read4k_mbps=$r4"
+	[ -z "$g1" ] || rec="$rec read1m_guest_mbps=$g1"
+	[ -z "$g4" ] || rec="$rec read4k_guest_mbps=$g4"
+	rec="$rec total_s=$(kv "$base.kv" total_s)"
+	# The guest's own clock at init: what of the boot the kernel saw (the
+	# rest went to the VMM's set-up, firmware and decompression).
+	local up
+	up=$(sed -nE 's/.*guest-init: kernel .* uptime ([0-9.]+) s.*/\1/p' <<<"$serial" | head -n 1)
+	[ -z "$up" ] || rec="$rec guest_uptime_s=$up"
+	# Exits per phase: each counter is sampled at the start of a phase.
+	local c b p1 p4 pd
+	for c in exits io_exits mmio_exits halt_exits irq_exits; do
+		b=$(kv "$base.kv" "boot.$c")
+		p1=$(kv "$base.kv" "phase.read1m.$c")
+		p4=$(kv "$base.kv" "phase.read4k.$c")
+		pd=$(kv "$base.kv" "phase.done.$c")
+		[ -z "$b" ] || [ "$b" = -1 ] || rec="$rec ${c}_boot=$b"
+		if [ -n "$p1" ] && [ -n "$p4" ] && [ "$p1" != -1 ] && [ "$p4" != -1 ]; then
+			rec="$rec ${c}_read1m=$((p4 - p1))"
+		fi
+		if [ -n "$p4" ] && [ -n "$pd" ] && [ "$p4" != -1 ] && [ "$pd" != -1 ]; then
+			rec="$rec ${c}_read4k=$((pd - p4))"
+		fi
+	done
+	# viommu-vmm --stats: "viommu-vmm: iommu translations=N iotlb_hits=N ..."
+	local stats
+	stats=$(sed -n 's/^viommu-vmm: iommu //p' "$base.stderr" | tail -n 1)
+	for kvp in $stats; do
+		rec="$rec iommu_$kvp"
+	done
+	# Spaces in the reason would split the record: it goes last, quoted by
+	# nothing but its position.
+	[ "$status" = ok ] || rec="$rec reason=$reason"
+	echo "$rec" >>"$RESULTS"
+	echo "l1-driver: $rec" >&2
+	for f in serial stderr kv launch-err; do
+		cp "$base.$f" "$OUT/logs/run$run-$cfg.$f" 2>/dev/null
+	done
+	rm -f "$base".*
+}
+
+IFS=, read -r -a CFGS <<<"$CONFIGS"
+for ((run = 1; run <= RUNS; run++)); do
+	order=("${CFGS[@]}")
+	# Every other run goes through the configurations back to front, so that
+	# neither VMM always runs right after the other.
+	if ((run % 2 == 0)); then
+		order=()
+		for ((i = ${#CFGS[@]} - 1; i >= 0; i--)); do order+=("${CFGS[i]}"); done
+	fi
+	for cfg in "${order[@]}"; do
+		run_one "$run" "$cfg"
+	done
+done
+rm -rf "$W"
+exit 0

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# bench_vs_qemu_report: the report of bench/vs-qemu from canned records:
+# medians (odd and even counts), min..max, the ratios and key=value lines of
+# issue 8, a verdict per goal on each side of its threshold, failed and
+# missing boots named in the report, and the chart when gnuplot is there.
+#
+#   test-report.sh REPORT_SH WORK_DIR
+set -uo pipefail
+REPORT=${1:?usage: test-report.sh REPORT_SH WORK_DIR}
+WORK=${2:?usage: test-report.sh REPORT_SH WORK_DIR}
+fail() { echo "test-report: FAIL: $*" >&2; exit 1; }
+kv() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
+want() { # FILE KEY VALUE
+	[ "$(kv "$1" "$2")" = "$3" ] || fail "$2=$(kv "$1" "$2"), want $3"
+}
+
+rm -rf "$WORK"
+mkdir -p "$WORK" || fail "cannot create $WORK"
+meta() {
+	cat <<M
+date=2024-01-01T00:00:00Z
+commit=test
+build_type=RelWithDebInfo
+runs=3
+cpus=2
+m1=64
+k4=2048
+configs=qemu-vtd-strict,vmm-vtd-strict,qemu-off,vmm-off,qemu-vtd-lazy,vmm-vtd-lazy
+kernel=6.1.0-test-amd64
+qemu=QEMU emulator version 7.2
+host_cpus=2
+host_load=1 1 1
+M
+}
+
+# ---- 1: goals met; an even count; a failed and a missing boot ---------------
+A=$WORK/a
+mkdir -p "$A"
+meta >"$A/meta.txt"
+{
+	# QEMU with the IOMMU: 1M 20/22/30 (median 22), 4K 1.0/1.2/1.1 (median 1.1)
+	echo "run=1 config=qemu-vtd-strict status=ok boot_s=12 read1m_mbps=20 read4k_mbps=1.0 exits_read4k=20480"
+	echo "run=2 config=qemu-vtd-strict status=ok boot_s=14 read1m_mbps=22 read4k_mbps=1.2 exits_read4k=20480"
+	echo "run=3 config=qemu-vtd-strict status=ok boot_s=13 read1m_mbps=30 read4k_mbps=1.1 exits_read4k=20480"
+	# viommu VT-d: 4K 2.3/2.4/2.2 (median 2.3 = 2.09 x QEMU), 1M 45/44/46 (median 45)
+	echo "run=1 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=45 read4k_mbps=2.3 iommu_translations=10"
+	echo "run=2 config=vmm-vtd-strict status=ok boot_s=10 read1m_mbps=44 read4k_mbps=2.4 iommu_translations=30"
+	echo "run=3 config=vmm-vtd-strict status=ok boot_s=8 read1m_mbps=46 read4k_mbps=2.2 iommu_translations=20"
+	for r in 1 2 3; do
+		echo "run=$r config=qemu-off status=ok boot_s=11 read1m_mbps=44 read4k_mbps=2.2"
+		echo "run=$r config=qemu-vtd-lazy status=ok boot_s=12 read1m_mbps=30 read4k_mbps=1.5"
+	done
+	# viommu without an IOMMU: 48 and 52 good (median of two: 50), run 3 failed
+	echo "run=1 config=vmm-off status=ok boot_s=7 read1m_mbps=48 read4k_mbps=2.5"
+	echo "run=2 config=vmm-off status=ok boot_s=7 read1m_mbps=52 read4k_mbps=2.5"
+	echo "run=3 config=vmm-off status=fail boot_s=7 reason=the disk's IOMMU domain is 'DMA', not 'none' (x=1)"
+	# vmm-vtd-lazy: two of three boots (the session ended early)
+	echo "run=1 config=vmm-vtd-lazy status=ok boot_s=9 read1m_mbps=47 read4k_mbps=2.4"
+	echo "run=2 config=vmm-vtd-lazy status=ok boot_s=9 read1m_mbps=49 read4k_mbps=2.6"
+} >"$A/results.txt"
+echo "iotlb_hit_ns=8.5" >"$A/core.txt"
+echo "fault_records_per_s=1" >"$A/part2.txt"
+"$REPORT" "$A" >"$A/out" || fail "report.sh exited with $?"
+O=$A/out
+want "$O" vtd_vs_qemu_4k_strict_ratio 2.09
+want "$O" vtd_vs_qemu_1m_strict_ratio 2.05
+want "$O" viommu_on_off_1m_ratio 0.90
+want "$O" qemu_on_off_1m_ratio 0.50
+want "$O" vtd_vs_qemu_1m_lazy_ratio 1.60
+want "$O" viommu_boot_s 9.00
+want "$O" qemu_boot_s 13.00
+want "$O" boots_failed 1
+want "$O" boots_missing 1
+grep -qx 'goal vtd_vs_qemu_4k_strict_ratio >= 2: MET' "$O" || fail "4K goal not MET: $(grep '^goal' "$O")"
+grep -qx 'goal viommu_on_off_1m_ratio >= 0.9: MET' "$O" || fail "on/off goal not MET: $(grep '^goal' "$O")"
+R=$A/report.md
+[ -s "$R" ] || fail "no report.md"
+grep -qF '| 1 MiB reads, iommu.strict=1 (MB/s) | **22.0** (20.0..30.0) | **44.0** (44.0..44.0) | **45.0** (44.0..46.0) | **50.0** (48.0..52.0) n=2, 1 failed |' "$R" ||
+	fail "the 1 MiB row is wrong: $(grep '1 MiB reads, iommu.strict=1' "$R")"
+grep -qF "run 3, vmm-off: the disk's IOMMU domain is 'DMA', not 'none' (x=1)" "$R" || fail "the failed boot's reason is not in the report"
+grep -qF '17 of 18 boots recorded, 1 failed, 1 never ran' "$R" || fail "the boot count line is wrong"
+grep -qF 'iotlb_hit_ns=8.5' "$R" || fail "the core microbenchmarks are not in the report"
+grep -qF 'fault_records_per_s=1' "$R" || fail "the part2 microbenchmarks are not in the report"
+grep -qF '| viommu-vmm VT-d, strict | 20 |' "$R" || fail "the IOMMU counters' median is wrong"
+if command -v gnuplot >/dev/null 2>&1; then
+	[ "$(head -c 8 "$A/chart.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "chart.png is not a PNG"
+	want "$O" chart "$A/chart.png"
+fi
+
+# ---- 2: goals not met; a configuration with no good boot ------------------
+B=$WORK/b
+mkdir -p "$B"
+meta | sed 's/^runs=3/runs=1/' >"$B/meta.txt"
+{
+	echo "run=1 config=qemu-vtd-strict status=ok boot_s=12 read1m_mbps=20 read4k_mbps=1.0"
+	echo "run=1 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=17 read4k_mbps=1.996"
+	echo "run=1 config=qemu-off status=ok boot_s=11 read1m_mbps=40 read4k_mbps=2.0"
+	echo "run=1 config=vmm-off status=ok boot_s=8 read1m_mbps=20 read4k_mbps=2.0"
+	echo "run=1 config=qemu-vtd-lazy status=ok boot_s=12 read1m_mbps=30 read4k_mbps=1.5"
+	echo "run=1 config=vmm-vtd-lazy status=fail reason=timed out after 300 s"
+} >"$B/results.txt"
+"$REPORT" "$B" >"$B/out" || fail "report.sh exited with $? (case 2)"
+O=$B/out
+# 1.996 shows as 2.00, but the verdict compares the unrounded ratio.
+want "$O" vtd_vs_qemu_4k_strict_ratio 2.00
+want "$O" viommu_on_off_1m_ratio 0.85
+want "$O" vtd_vs_qemu_4k_lazy_ratio n/a
+grep -qx 'goal vtd_vs_qemu_4k_strict_ratio >= 2: NOT MET' "$O" || fail "4K goal: $(grep '^goal' "$O")"
+grep -qx 'goal viommu_on_off_1m_ratio >= 0.9: NOT MET' "$O" || fail "on/off goal: $(grep '^goal' "$O")"
+grep -qF '| 4 KiB reads, iommu.strict=0 (MB/s) | **1.50** (1.50..1.50) | (no IOMMU) | no data (1 failed) |' "$B/report.md" ||
+	fail "a configuration without data is not shown as such: $(grep '4 KiB reads, iommu.strict=0' "$B/report.md")"
+grep -qF 'run 1, vmm-vtd-lazy: timed out after 300 s' "$B/report.md" || fail "the timeout is not in the report"
+
+# ---- 4: several samples per boot (--reps 3), pooled over the boots ------------
+E=$WORK/e
+mkdir -p "$E"
+meta | sed 's/^runs=3/runs=2/; s/^k4=2048/k4=1024/' >"$E/meta.txt"
+echo "reps=3" >>"$E/meta.txt"
+{
+	# 4K samples 0.9 1.0 1.0 1.1 1.2 5.0: median 1.05, min 0.9, max 5.0
+	echo "run=1 config=qemu-vtd-strict status=ok boot_s=12 read1m_mbps=20,21,22 read4k_mbps=1.0,1.1,1.2 exits_read4k=30720"
+	echo "run=2 config=qemu-vtd-strict status=ok boot_s=14 read1m_mbps=20,20,20 read4k_mbps=0.9,1.0,5.0 exits_read4k=30720"
+	# 2.0 .. 2.5: median 2.25, 2.25 / 1.05 = 2.142857
+	echo "run=1 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=40,40,40 read4k_mbps=2.1,2.2,2.3 exits_read4k=3072"
+	echo "run=2 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=40,40,40 read4k_mbps=2.0,2.4,2.5 exits_read4k=3072"
+} >"$E/results.txt"
+"$REPORT" "$E" >"$E/out" || fail "report.sh exited with $? (case 4)"
+want "$E/out" vtd_vs_qemu_4k_strict_ratio 2.14
+grep -qF '| 4 KiB reads, iommu.strict=1 (MB/s) | **1.05** (0.90..5.00) | no data (never ran) | **2.25** (2.00..2.50) | no data (never ran) |' "$E/report.md" ||
+	fail "samples are not pooled: $(grep '4 KiB reads, iommu.strict=1' "$E/report.md")"
+# Exits per read divide by blocks x samples: 30720 / (1024 x 3) = 10.0.
+grep -qF '| QEMU intel-iommu, strict | 13.0 / - | - | - (- / - / - / -) | 10.0 (' "$E/report.md" ||
+	fail "exits per read: $(grep '^| QEMU intel-iommu, strict | 1' "$E/report.md")"
+grep -qF '| viommu-vmm VT-d, strict | 9.0 / - | - | - (- / - / - / -) | 1.0 (' "$E/report.md" ||
+	fail "exits per read: $(grep '^| viommu-vmm VT-d, strict | 9' "$E/report.md")"
+
+# ---- 3: no results: an error, not an empty report -------------------------
+mkdir -p "$WORK/c"
+"$REPORT" "$WORK/c" >/dev/null 2>&1
+[ $? -eq 125 ] || fail "no results.txt did not give status 125"
+echo "test-report: PASS"
