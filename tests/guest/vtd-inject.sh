@@ -10,7 +10,13 @@
 # must hold the same record (same requester, access, page), the rule must
 # show one firing, and the stats must count the fault.
 #
-#   tests/guest/vtd-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR
+#   tests/guest/vtd-inject.sh VIOMMU_VMM VIOMMU_CTL IMAGE_DIR WORK_DIR [sm]
+#
+# sm (guest_vtd_sm_inject): the unit in scalable mode (--iommu
+# vtd,scalable=on; intel_iommu=on,sm_on), the guest also runs vtd-sm-checks.sh,
+# and the fault reaches the driver through the scalable-mode fault records: the
+# guest must log "[fault reason 0x86] SM: No read permission for Read/AtomicOp
+# request" (SGN.7) instead of legacy 0x06.
 #
 # Exit status: 0 pass, 77 skip (no kernel package can be downloaded), else fail.
 set -uo pipefail
@@ -37,13 +43,28 @@ WORK=$(cd "$WORK" && pwd -P)
 DISK=$WORK/disk.img
 head -c $((4 * 1024 * 1024)) /dev/urandom >"$DISK" || fail "cannot write $DISK"
 
-cat "$ROOT/tests/guest/vtd-checks.sh" "$ROOT/tests/guest/vtd-inject-guest.sh" | grep -v '^exit 0$' >"$WORK/inject.sh"
+SM=${5:-}
+SM_OPT=""
+KARGS="intel_iommu=on"
+if [ "$SM" = sm ]; then
+	SM_OPT=",scalable=on"
+	KARGS="intel_iommu=on,sm_on iomem=relaxed"
+	{
+		cat "$ROOT/tests/guest/vtd-checks.sh" "$ROOT/tests/guest/vtd-sm-checks.sh"
+		sed 's/fault reason 0x06/fault reason 0x86/; s/with reason 0x06/with reason 0x86/' "$ROOT/tests/guest/vtd-inject-guest.sh"
+	} | grep -v '^exit 0$' >"$WORK/inject.sh"
+	grep -q 'fault reason 0x86' "$WORK/inject.sh" || fail "could not adapt vtd-inject-guest.sh to scalable mode"
+elif [ -z "$SM" ]; then
+	cat "$ROOT/tests/guest/vtd-checks.sh" "$ROOT/tests/guest/vtd-inject-guest.sh" | grep -v '^exit 0$' >"$WORK/inject.sh"
+else
+	fail "the fifth argument is 'sm' or nothing, not '$SM'"
+fi
 echo "exit 0" >>"$WORK/inject.sh"
 "$ROOT/scripts/guest-run" --kernel "$IMG/vmlinuz" --initrd "$IMG/initrd.img" \
 	--test "$WORK/inject.sh" --workdir "$WORK" --timeout 280 \
-	--append "quiet intel_iommu=on iommu.strict=1 vm.ir_mode=x2apic vm.modules=virtio_pci,virtio_blk vm.timeout=200" \
+	--append "quiet $KARGS iommu.strict=1 vm.ir_mode=x2apic vm.modules=virtio_pci,virtio_blk vm.timeout=200" \
 	-- "$ROOT/tests/guest/vtd-inject-vmm.sh" "$CTL" "$WORK" \
-	"$VMM" --memory 512 --cpus 2 --disk "$DISK" --serial stdio --iommu vtd,x2apic=on
+	"$VMM" --memory 512 --cpus 2 --disk "$DISK" --serial stdio --iommu "vtd,x2apic=on$SM_OPT"
 rc=$?
 LOG=$WORK/serial.log
 [ -f "$WORK/driver.log" ] && sed 's/^/vtd-inject: driver: /' "$WORK/driver.log"
