@@ -626,7 +626,7 @@ void pcidev_config_write(struct pcidev *dev, unsigned off, unsigned len, uint32_
 	intx_update(dev);
 	pthread_mutex_unlock(&dev->lock);
 	if (dev->ops->config_written)
-		dev->ops->config_written(dev, off, len);
+		dev->ops->config_written(dev, off, len, val);
 	if (dev->ops->vectors_changed &&
 	    (cfg_overlaps(off, len, PCI_COMMAND, 2) || (dev->msi_cap && cfg_overlaps(off, len, dev->msi_cap, PCI_MSI_CAP_LEN)) ||
 	     (dev->msix_cap && cfg_overlaps(off, len, dev->msix_cap, PCI_MSIX_CAP_LEN))))

@@ -78,8 +78,9 @@ struct pcidev_ops {
 	uint64_t (*bar_read)(struct pcidev *dev, unsigned bar, uint64_t off, unsigned len);
 	void (*bar_write)(struct pcidev *dev, unsigned bar, uint64_t off, uint64_t val, unsigned len);
 	/* After a config write the framework did not fully handle itself
-	 * (e.g. the command register changed). */
-	void (*config_written)(struct pcidev *dev, unsigned off, unsigned len);
+	 * (e.g. the command register changed): `val` is what the guest wrote
+	 * (the bytes outside the write mask are not in the config space). */
+	void (*config_written)(struct pcidev *dev, unsigned off, unsigned len, uint32_t val);
 	/* After the framework read config bytes [off, off + len): may replace
 	 * the value (e.g. a window onto a BAR). Called without dev->lock. */
 	uint32_t (*config_read)(struct pcidev *dev, unsigned off, unsigned len, uint32_t val);

@@ -413,8 +413,9 @@ static uint32_t vp_config_read(struct pcidev *dev, unsigned off, unsigned len, u
 	return val;
 }
 
-static void vp_config_written(struct pcidev *dev, unsigned off, unsigned len)
+static void vp_config_written(struct pcidev *dev, unsigned off, unsigned len, uint32_t val)
 {
+	(void)val;
 	struct virtio_pci *vp = dev->priv;
 	unsigned data = vp->pci_cfg_cap + VCAP_PCI_CFG_DATA, bar, wlen;
 	uint32_t woff;

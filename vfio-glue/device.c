@@ -50,8 +50,9 @@ static int device_setup(viommu_vfio_device *d)
 		vfio_log(v, VIOMMU_LOG_ERROR, "%s: config region info: %s", d->bdf, strerror(-r));
 		return r;
 	}
-	d->cfg_offset = ri.offset;
-	d->cfg_size = ri.size;
+	d->span_off[VFIO_PCI_CONFIG_REGION_INDEX] = ri.offset;
+	d->span_size[VFIO_PCI_CONFIG_REGION_INDEX] = ri.size;
+	d->span_known |= 1u << VFIO_PCI_CONFIG_REGION_INDEX;
 
 	/* Start from a known state: whatever the host or a previous user left. */
 	if (d->flags & VFIO_DEVICE_FLAGS_RESET) {
@@ -252,9 +253,10 @@ static int region_span(viommu_vfio_device *d, uint32_t index, uint64_t off, uint
 		       struct viommu_vfio_region_info *info)
 {
 	uint64_t base, size, end;
-	if (index == VFIO_PCI_CONFIG_REGION_INDEX && !info) {
-		base = d->cfg_offset;
-		size = d->cfg_size;
+	if (!info && index < VFIO_SPANS && (__atomic_load_n(&d->span_known, __ATOMIC_ACQUIRE) & (1u << index))) {
+		/* A trapped BAR access: no region-info ioctl each time. */
+		base = __atomic_load_n(&d->span_off[index], __ATOMIC_RELAXED);
+		size = __atomic_load_n(&d->span_size[index], __ATOMIC_RELAXED);
 	} else {
 		struct viommu_vfio_region_info tmp = { .size = sizeof(tmp) };
 		if (!info)
@@ -265,13 +267,19 @@ static int region_span(viommu_vfio_device *d, uint32_t index, uint64_t off, uint
 			return r;
 		base = info->offset;
 		size = info->bytes;
+		if (index < VFIO_SPANS) {
+			__atomic_store_n(&d->span_off[index], base, __ATOMIC_RELAXED);
+			__atomic_store_n(&d->span_size[index], size, __ATOMIC_RELAXED);
+			__atomic_or_fetch(&d->span_known, 1u << index, __ATOMIC_RELEASE);
+		}
 	}
 	if (!len || __builtin_add_overflow(off, len, &end) || end > size || __builtin_add_overflow(base, off, fd_off))
 		return -EINVAL;
 	return 0;
 }
 
-int viommu_vfio_device_region_read(viommu_vfio_device *d, uint32_t index, uint64_t off, void *buf, size_t len)
+/* pread/pwrite of [off, off + len) of a region, all or an error. */
+static int region_rw(viommu_vfio_device *d, uint32_t index, uint64_t off, void *buf, size_t len, int write)
 {
 	uint64_t at;
 	if (!d || !buf || index >= d->num_regions)
@@ -279,25 +287,22 @@ int viommu_vfio_device_region_read(viommu_vfio_device *d, uint32_t index, uint64
 	int r = region_span(d, index, off, len, &at, NULL);
 	if (r)
 		return r;
-	int64_t n = d->c->v->k.pread(d->c->v->k.ctx, d->fd, buf, len, at);
+	const struct viommu_vfio_kernel *k = &d->c->v->k;
+	int64_t n = write ? k->pwrite(k->ctx, d->fd, buf, len, at) : k->pread(k->ctx, d->fd, buf, len, at);
 	if (n < 0)
 		return (int)n;
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+int viommu_vfio_device_region_read(viommu_vfio_device *d, uint32_t index, uint64_t off, void *buf, size_t len)
+{
+	return region_rw(d, index, off, buf, len, 0);
+}
+
 int viommu_vfio_device_region_write(viommu_vfio_device *d, uint32_t index, uint64_t off, const void *buf,
 				    size_t len)
 {
-	uint64_t at;
-	if (!d || !buf || index >= d->num_regions)
-		return -EINVAL;
-	int r = region_span(d, index, off, len, &at, NULL);
-	if (r)
-		return r;
-	int64_t n = d->c->v->k.pwrite(d->c->v->k.ctx, d->fd, buf, len, at);
-	if (n < 0)
-		return (int)n;
-	return (size_t)n == len ? 0 : -EIO;
+	return region_rw(d, index, off, (void *)buf, len, 1);
 }
 
 int viommu_vfio_device_config_read(viommu_vfio_device *d, uint32_t off, void *buf, size_t len)

@@ -64,7 +64,11 @@ struct viommu_vfio_device {
 	struct vfio_group *group;         /* type1 */
 	uint32_t flags;                   /* VFIO_DEVICE_FLAGS_* */
 	uint32_t num_regions, num_irqs;
-	uint64_t cfg_offset, cfg_size;    /* the config region */
+	/* Where each region lies in the device fd, learnt once (regions do not
+	 * move while the device is open): bit i of span_known for region i. */
+#define VFIO_SPANS 16
+	uint64_t span_off[VFIO_SPANS], span_size[VFIO_SPANS];
+	uint32_t span_known;
 	uint32_t irqs_enabled;            /* bit per irq index we enabled */
 };
 

@@ -58,6 +58,9 @@
 #include "pci_regs.h"
 
 #define PT_MAX_VECTORS 64u /* MSI-X vectors given to the guest */
+/* Config space passed through past the emulated capabilities: the
+ * conventional 256 bytes (the guest sees no extended capabilities). */
+#define PT_CFG_PASSED_END 256u
 /* Memory slots per BAR: each sparse area, and one more for each of the two
  * MSI-X holes (the table's pages, the PBA's) that can cut an area in two. */
 #define PT_MAX_PIECES (VIOMMU_VFIO_MAX_SPARSE + 2u)
@@ -586,7 +589,7 @@ static void pt_vectors_changed(struct pcidev *dev, unsigned first, unsigned coun
 /* ------------------------------------------------------------------------ */
 /* Config space and BARs                                                    */
 
-static void pt_config_written(struct pcidev *dev, unsigned off, unsigned len)
+static void pt_config_written(struct pcidev *dev, unsigned off, unsigned len, uint32_t val)
 {
 	struct passthrough *pt = dev->priv;
 	/* Slots that no longer match go before the device stops decoding. */
@@ -606,10 +609,10 @@ static void pt_config_written(struct pcidev *dev, unsigned off, unsigned len)
 			}
 		}
 	}
-	if (off >= pt->cfg_emul_end && off < PCIDEV_CFG_SIZE) {
-		/* Past the emulated capabilities: the device's own registers. */
-		uint32_t v = pcidev_config_read(dev, off, len);
-		viommu_vfio_device_config_write(pt->vd, off, &v, len);
+	if (off >= pt->cfg_emul_end && off + len <= PT_CFG_PASSED_END) {
+		/* Past the emulated capabilities: the device's own registers
+		 * get what the guest wrote (the framework kept none of it). */
+		viommu_vfio_device_config_write(pt->vd, off, &val, len);
 	}
 	bars_sync(pt, 1);
 	irqs_sync(pt);
@@ -618,7 +621,7 @@ static void pt_config_written(struct pcidev *dev, unsigned off, unsigned len)
 static uint32_t pt_config_read(struct pcidev *dev, unsigned off, unsigned len, uint32_t val)
 {
 	struct passthrough *pt = dev->priv;
-	if (off >= pt->cfg_emul_end && off + len <= 256) {
+	if (off >= pt->cfg_emul_end && off + len <= PT_CFG_PASSED_END) {
 		uint32_t v = 0;
 		if (!viommu_vfio_device_config_read(pt->vd, off, &v, len))
 			return v;
@@ -642,12 +645,22 @@ static uint32_t pt_config_read(struct pcidev *dev, unsigned off, unsigned len, u
 
 /* Trapped BAR accesses: what has no memory slot (not mmappable, the MSI-X
  * pages' neighbours, a slot refused). */
+/* [off, off + len) lies within the device's own BAR (the framework already
+ * checked it against the size the guest sees). */
+static int bar_has(const struct passthrough *pt, unsigned bar, uint64_t off, unsigned len)
+{
+	uint64_t bytes = pt->bar[bar].bytes;
+	return off < bytes && len <= bytes - off;
+}
+
 static uint64_t pt_bar_read(struct pcidev *dev, unsigned bar, uint64_t off, unsigned len)
 {
 	struct passthrough *pt = dev->priv;
 	uint64_t v = 0;
 	count(&pt->st_bar_traps);
-	if (viommu_vfio_device_region_read(pt->vd, bar, off, &v, len))
+	/* A BAR smaller than a page is shown as a page: past the device's
+	 * own bytes reads float high, as on a bus with nothing there. */
+	if (!bar_has(pt, bar, off, len) || viommu_vfio_device_region_read(pt->vd, bar, off, &v, len))
 		return len >= 8 ? ~0ull : (1ull << (8 * len)) - 1;
 	return v;
 }
@@ -656,6 +669,8 @@ static void pt_bar_write(struct pcidev *dev, unsigned bar, uint64_t off, uint64_
 {
 	struct passthrough *pt = dev->priv;
 	count(&pt->st_bar_traps);
+	if (!bar_has(pt, bar, off, len))
+		return; /* past the device's own bytes: dropped, and not logged (a guest could flood the log) */
 	int r = viommu_vfio_device_region_write(pt->vd, bar, off, &val, len);
 	if (r)
 		pcidev_logf(dev, "BAR%u write at %#llx failed: %s", bar, (unsigned long long)off, strerror(-r));

@@ -513,7 +513,7 @@ static void ir_changed(void *ctx, uint32_t first, uint32_t count)
  */
 #define VTD_IQT_OFF 0x88u /* VT-d 11.4.9.2, Invalidation Queue Tail */
 #define VTD_DOORBELLS 256u
-#define VMM_SLOT_VTD_MIRROR 200u
+#define VMM_SLOT_VTD_MIRROR VMM_MAX_MEMSLOTS /* past the slots vmm_memslot_add hands out */
 
 struct vtd_doorbell {
 	struct vmm *vm;

@@ -1072,7 +1072,7 @@ static void gcmd_write(struct viommu_vtd *t, uint32_t val, struct vtd_irqs *irq)
 /* Register file                                                            */
 
 /* A 64-bit register at an 8-aligned offset: 1 and its value, else 0. */
-static int reg64_read(struct viommu_vtd *t, uint64_t off, uint64_t *q)
+static int reg64_read(const struct viommu_vtd *t, uint64_t off, uint64_t *q)
 {
 	switch (off) {
 	case VTD_REG_CAP: *q = t->cap; return 1;
@@ -1108,7 +1108,7 @@ static uint32_t fsts_read(const struct viommu_vtd *t)
 	return t->fsts | (t->frcd_set ? VTD_FSTS_PPF : 0) | t->fri << VTD_FSTS_FRI_SHIFT;
 }
 
-static uint32_t reg32_read(struct viommu_vtd *t, uint64_t off)
+static uint32_t reg32_read(const struct viommu_vtd *t, uint64_t off)
 {
 	uint64_t q;
 	if (reg64_read(t, off & ~7ull, &q))

@@ -328,8 +328,12 @@ void vtd_sm_pc_invalidate(struct viommu_vtd *t, unsigned g, uint16_t did, uint32
 			struct viommu_rid rid = { .segment = t->cfg.segment, .bus = (uint8_t)bus, .devfn = (uint8_t)devfn };
 			if (!vd->dev)
 				continue;
-			/* Requests without PASID are cached under RID_PASID. */
-			if (vd->attached && pc_covers(g, did, pasid, vd->did, vd->rid_pasid))
+			/* Requests without PASID are cached under RID_PASID. A
+			 * requester not attached (its entry was cleared, or it
+			 * never made a request) is resolved again too, as
+			 * devs_refresh does: a passthrough device has no other
+			 * moment to be. */
+			if (!vd->attached || pc_covers(g, did, pasid, vd->did, vd->rid_pasid))
 				vtd_refresh_att(t, vd, rid, VIOMMU_NO_PASID);
 			/* Backwards: a detach moves the last one into its slot. */
 			for (uint32_t i = vd->nr_patt; i-- > 0;) {
@@ -427,6 +431,14 @@ void vtd_sm_prq_drain(struct viommu_vtd *t, struct vtd_irqs *irq)
 	if (!t->prq)
 		return;
 	while (viommu_prq_pop(t->prq, &req) == 0) {
+		/* The guest's responses name requesters of this unit's
+		 * segment only: a request from another would never be
+		 * answered, so it is refused at once. */
+		if (req.rid.segment != t->cfg.segment) {
+			if (req.last)
+				viommu_prq_respond(t->prq, req.rid, req.pasid, req.group, VIOMMU_PRQ_INVALID);
+			continue;
+		}
 		/* While PRO is set, or with no room, a request is not taken:
 		 * the last one of its group is answered with success so the
 		 * device asks again (7.5.1: as when the queue is full). */

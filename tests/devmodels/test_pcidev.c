@@ -40,11 +40,12 @@ static void dummy_bar_write(struct pcidev *dev, unsigned bar, uint64_t off, uint
 	s->last_val = val;
 }
 
-static void dummy_cfg_written(struct pcidev *dev, unsigned off, unsigned len)
+static void dummy_cfg_written(struct pcidev *dev, unsigned off, unsigned len, uint32_t val)
 {
 	struct dummy *s = dev->priv;
 	(void)off;
 	(void)len;
+	(void)val;
 	s->cfg_written++;
 }
 
