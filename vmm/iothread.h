@@ -12,6 +12,11 @@ typedef void (*iothread_fn)(void *ctx, int fd);
 /* 0 or a negative errno. */
 int iothread_create(struct iothread **out);
 int iothread_start(struct iothread *t);
+/* Run the thread at the lowest real-time priority (SCHED_FIFO 1), so that
+ * a handler it is woken for runs at once instead of waiting for a vCPU
+ * thread that spins in the guest to use up its time slice. After start;
+ * 0, or -EPERM without CAP_SYS_NICE. */
+int iothread_realtime(struct iothread *t);
 /* Register fd (the caller keeps owning it). 0, -ENOMEM or epoll's -errno. */
 int iothread_add(struct iothread *t, int fd, iothread_fn fn, void *ctx);
 /* Unregister; once this returns the handler is not running and is never

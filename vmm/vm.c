@@ -462,8 +462,19 @@ static void iommu_log(void *ctx, enum viommu_log_level lvl, const char *msg)
 
 static int iommu_msi(void *ctx, uint64_t addr, uint32_t data, struct viommu_rid rid)
 {
-	(void)rid;
-	return vmm_signal_msi(ctx, addr, data);
+	struct vmm *vm = ctx;
+	/* Devices and the IOMMU's own event registers send fixed, lowest
+	 * priority or NMI interrupts; an SMI, INIT or start-up IPI from one
+	 * resets or diverts a vCPU (an INIT sends the boot CPU back to its
+	 * reset vector). The SDM allows INIT and SMI by MSI, so they are
+	 * delivered, but the first few are logged with their source: when a
+	 * guest dies that way, the log says which message did it. */
+	unsigned dlm = (data >> 8) & 7;
+	if (dlm != 0 && dlm != 1 && dlm != 4 &&
+	    __atomic_fetch_add(&vm->odd_msis, 1, __ATOMIC_RELAXED) < 16)
+		vmm_log(vm, "MSI with delivery mode %u from %04x:%02x:%02x.%u: address %#llx data %#x", dlm,
+			rid.segment, rid.bus, rid.devfn >> 3, rid.devfn & 7, (unsigned long long)addr, data);
+	return vmm_signal_msi(vm, addr, data);
 }
 
 static void iommu_fault(void *ctx, const struct viommu_fault_record *rec)
@@ -552,6 +563,7 @@ static void vtd_timer_arm(struct vmm *vm, uint64_t ns)
 	timerfd_settime(vm->vtd_timer, 0, &its, NULL);
 }
 
+/* On the running I/O thread, before the vCPUs start. */
 static int vtd_fastpath_setup(struct vmm *vm)
 {
 	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0 ||
@@ -559,12 +571,23 @@ static int vtd_fastpath_setup(struct vmm *vm)
 		vmm_log(vm, "vtd: KVM has no read-only memory slots or ioeventfds: the invalidation queue is served on the vCPUs");
 		return 0;
 	}
+	/* A vCPU that waits for an invalidation spins in the guest without an
+	 * exit (FSTS comes from the mirror): on a machine with no spare CPU,
+	 * the thread that completes the wait would run only once that vCPU's
+	 * time slice ends (milliseconds per invalidation; guests stalled so).
+	 * A real-time thread runs as soon as its doorbell rings. */
+	int r = iothread_realtime(vm->io);
+	if (r) {
+		vmm_log(vm, "vtd: iq-thread=on needs a real-time I/O thread (CAP_SYS_NICE): %s; "
+			"the invalidation queue is served on the vCPUs", strerror(-r));
+		return 0;
+	}
 	vm->vtd_mirror = mmap(NULL, VIOMMU_VTD_MMIO_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (vm->vtd_mirror == MAP_FAILED) {
 		vm->vtd_mirror = NULL;
 		return -errno;
 	}
-	int r = viommu_vtd_set_mirror(vm->vtd, vm->vtd_mirror);
+	r = viommu_vtd_set_mirror(vm->vtd, vm->vtd_mirror);
 	if (r)
 		return r;
 	struct kvm_userspace_memory_region slot = {
@@ -913,14 +936,6 @@ int vmm_run(struct vmm *vm)
 			return VMM_EXIT_ERROR;
 	}
 
-	if (vm->vtd && vm->opts.vtd_iq_thread) {
-		r = vtd_fastpath_setup(vm);
-		if (r) {
-			vmm_log(vm, "vtd: invalidation queue thread: %s", strerror(-r));
-			return VMM_EXIT_ERROR;
-		}
-	}
-
 	/* --control PATH: start the control socket's server (control.c). */
 	if (vm->opts.control) {
 		struct vmm_control *ctl;
@@ -945,6 +960,13 @@ int vmm_run(struct vmm *vm)
 	if (iothread_start(vm->io)) {
 		vmm_log(vm, "cannot start the I/O thread");
 		return VMM_EXIT_ERROR;
+	}
+	if (vm->vtd && vm->opts.vtd_iq_thread) {
+		r = vtd_fastpath_setup(vm);
+		if (r) {
+			vmm_log(vm, "vtd: invalidation queue thread: %s", strerror(-r));
+			return VMM_EXIT_ERROR;
+		}
 	}
 	for (unsigned i = 0; i < vm->nr_cpus; i++) {
 		if (pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i])) {

@@ -153,6 +153,7 @@ struct vmm {
 	struct vtd_doorbell *vtd_doorbells;
 	unsigned nr_vtd_doorbells;
 	uint64_t vtd_doorbells_rung; /* atomic */
+	unsigned odd_msis;           /* atomic: MSIs with an unusual delivery mode */
 
 	pthread_mutex_t exit_lock;
 	int exit_code; /* enum vmm_exit, VMM_EXIT_RUNNING while running */

@@ -97,8 +97,10 @@ vmm_cmd() {
 		;;
 	vmm-vtd-*)
 		# The optional vmm-vtd-cm-strict: caching mode on, as QEMU's.
+		# vmm-vtd-iq-strict: the invalidation queue doorbell on the I/O thread.
 		local vtd=vtd
 		[ "$cfg" != vmm-vtd-cm-strict ] || vtd=vtd,caching-mode=on
+		[ "$cfg" != vmm-vtd-iq-strict ] || vtd=vtd,iq-thread=on
 		append="$append vm.bench_iommu=vtd vm.bench_strict=$strict"
 		CMD=("$VMM" --memory "$MEMORY" --cpus "$CPUS" --disk "$W/disk.img" --serial stdio
 			--iommu "$vtd" --stats --kernel "$W/vmlinuz" --initrd "$W/initrd.img" --append "$append")
@@ -155,6 +157,10 @@ run_one() {
 	r4=$(samples "$base.kv" k4s $((K4 * 4096)))
 	g1=$(grep -ao 'bench label=m1s[0-9]* .*' <<<"$serial" | sed -n 's/.* mbps=\([0-9.na]*\).*/\1/p' | paste -sd, -)
 	g4=$(grep -ao 'bench label=k4s[0-9]* .*' <<<"$serial" | sed -n 's/.* mbps=\([0-9.na]*\).*/\1/p' | paste -sd, -)
+	# How many physically contiguous pieces each 1 MiB sample's buffer was
+	# (it decides the DMA segments per read; see odirect_read.c).
+	local runs1
+	runs1=$(grep -ao 'bench label=m1s[0-9]* .*' <<<"$serial" | sed -n 's/.* runs=\([0-9na]*\).*/\1/p' | paste -sd, -)
 	boot=$(kv "$base.kv" boot_s)
 	if [ "$(kv "$base.kv" timed_out)" = 1 ] || [ "$rc" = 124 ]; then
 		status=fail reason="timed out after $BOOT_TIMEOUT s"
@@ -175,6 +181,7 @@ run_one() {
 	[ -z "$r4" ] || rec="$rec read4k_mbps=$r4"
 	[ -z "$g1" ] || rec="$rec read1m_guest_mbps=$g1"
 	[ -z "$g4" ] || rec="$rec read4k_guest_mbps=$g4"
+	[ -z "$runs1" ] || rec="$rec read1m_buffer_runs=$runs1"
 	rec="$rec total_s=$(kv "$base.kv" total_s)"
 	# The guest's own clock at init: what of the boot the kernel saw (the
 	# rest went to the VMM's set-up, firmware and decompression).
@@ -202,6 +209,10 @@ run_one() {
 	for kvp in $stats; do
 		rec="$rec iommu_$kvp"
 	done
+	# "viommu-vmm: vtd iq_doorbells=N (served by the I/O thread)"
+	local db
+	db=$(sed -n 's/^viommu-vmm: vtd iq_doorbells=\([0-9]*\).*/\1/p' "$base.stderr" | tail -n 1)
+	[ -z "$db" ] || rec="$rec vtd_iq_doorbells=$db"
 	# Spaces in the reason would split the record: it goes last, quoted by
 	# nothing but its position.
 	[ "$status" = ok ] || rec="$rec reason=$reason"

@@ -4,11 +4,19 @@
  *   viommu-bench-odirect [--label NAME] PATH BLOCK_SIZE COUNT
  *
  * Reads COUNT blocks of BLOCK_SIZE bytes from offset 0, one pread() per block,
- * into a page-aligned buffer with O_DIRECT, so that every block is a request
- * to the device (no page cache in between) and every request's DMA goes
- * through the guest's IOMMU mappings. Prints one line of key=value pairs:
+ * into a buffer with O_DIRECT, so that every block is a request to the
+ * device (no page cache in between) and every request's DMA goes through the
+ * guest's IOMMU mappings. Prints one line of key=value pairs:
  *
- *   bench label=NAME bs=4096 count=2048 bytes=8388608 seconds=1.234567 mbps=6.80
+ *   bench label=NAME bs=4096 count=2048 bytes=8388608 seconds=1.234567 mbps=6.80 runs=1
+ *
+ * The buffer's physical layout decides how many DMA segments a read is, and
+ * with an IOMMU how many mappings and (strict) invalidations: a 1 MiB read
+ * into scattered pages is 256 of each, into contiguous memory 16 (the block
+ * layer's 64 KiB segment limit). So that runs compare, the buffer is 2 MiB
+ * aligned and asks for transparent huge pages, and runs= says how many
+ * physically contiguous pieces it came out as (from /proc/self/pagemap; "na"
+ * where the page frames are not readable, i.e. without CAP_SYS_ADMIN).
  *
  * (mbps is decimal megabytes per second, as dd reports it; "na" when the
  * clock did not advance). bench/vs-qemu times the reads on L1's clock instead
@@ -29,14 +37,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 /* O_DIRECT needs buffer, offset and length aligned to the logical block
  * size; a page covers every block size Linux supports. */
 #define ODR_ALIGN 4096u
+#define ODR_HUGE (2u << 20) /* a transparent huge page */
 #define ODR_MAX_BS (64u << 20)
 #define ODR_MAX_COUNT 100000000ull
+
+/* The number of physically contiguous pieces of buf[0, len), or -1 when
+ * the page frame numbers cannot be read. */
+static long phys_runs(const void *buf, size_t len)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -1;
+	long runs = 0;
+	uint64_t prev = 0;
+	for (size_t off = 0; off < len; off += ODR_ALIGN) {
+		uint64_t e;
+		off_t at = (off_t)(((uintptr_t)buf + off) / ODR_ALIGN * sizeof(e));
+		if (pread(fd, &e, sizeof(e), at) != (ssize_t)sizeof(e)) {
+			runs = -1;
+			break;
+		}
+		uint64_t pfn = e & ((1ull << 55) - 1);
+		if (!(e >> 63) || pfn == 0) { /* not present, or frames hidden */
+			runs = -1;
+			break;
+		}
+		if (off == 0 || pfn != prev + 1)
+			runs++;
+		prev = pfn;
+	}
+	close(fd);
+	return runs;
+}
 
 static void usage(FILE *f)
 {
@@ -111,14 +150,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	void *buf = NULL;
-	int rc = posix_memalign(&buf, ODR_ALIGN, (size_t)bs);
+	size_t alloc = ((size_t)bs + ODR_HUGE - 1) / ODR_HUGE * ODR_HUGE;
+	int rc = posix_memalign(&buf, ODR_HUGE, alloc);
 	if (rc != 0) {
 		fprintf(stderr, "viommu-bench-odirect: cannot allocate %" PRIu64 " bytes: %s\n", bs, strerror(rc));
 		close(fd);
 		return 1;
 	}
+	/* A hint: without huge pages the reads still work, and runs= tells. */
+	(void)madvise(buf, alloc, MADV_HUGEPAGE);
 	/* Touch the buffer first so that page faults on it are not timed. */
-	memset(buf, 0, (size_t)bs);
+	memset(buf, 0, alloc);
+	long runs = phys_runs(buf, (size_t)bs);
+	char runs_s[24] = "na";
+	if (runs > 0)
+		snprintf(runs_s, sizeof(runs_s), "%ld", runs);
 
 	uint64_t done = 0;
 	int status = 0;
@@ -159,11 +205,11 @@ out:;
 	 * than infinity: mbps=na. */
 	if (secs <= 0) {
 		fprintf(stderr, "viommu-bench-odirect: the clock did not advance over the reads\n");
-		printf("bench label=%s bs=%" PRIu64 " count=%" PRIu64 " bytes=%" PRIu64 " seconds=%.6f mbps=na\n", label,
-		       bs, count, done, secs);
+		printf("bench label=%s bs=%" PRIu64 " count=%" PRIu64 " bytes=%" PRIu64 " seconds=%.6f mbps=na runs=%s\n",
+		       label, bs, count, done, secs, runs_s);
 		return 0;
 	}
-	printf("bench label=%s bs=%" PRIu64 " count=%" PRIu64 " bytes=%" PRIu64 " seconds=%.6f mbps=%.2f\n", label,
-	       bs, count, done, secs, (double)done / secs / 1e6);
+	printf("bench label=%s bs=%" PRIu64 " count=%" PRIu64 " bytes=%" PRIu64 " seconds=%.6f mbps=%.2f runs=%s\n", label,
+	       bs, count, done, secs, (double)done / secs / 1e6, runs_s);
 	return 0;
 }

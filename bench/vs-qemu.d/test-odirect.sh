@@ -24,7 +24,7 @@ if [ "$rc" -ne 0 ] && grep -q 'Invalid argument' "$WORK/err"; then
 	exit 77
 fi
 [ "$rc" -eq 0 ] || fail "1 MiB x 3 exited with $rc: $(cat "$WORK/err")"
-[[ "$out" =~ ^bench\ label=big\ bs=1048576\ count=3\ bytes=3145728\ seconds=[0-9]+\.[0-9]{6}\ mbps=[0-9]+\.[0-9]{2}$ ]] ||
+[[ "$out" =~ ^bench\ label=big\ bs=1048576\ count=3\ bytes=3145728\ seconds=[0-9]+\.[0-9]{6}\ mbps=[0-9]+\.[0-9]{2}\ runs=([0-9]+|na)$ ]] ||
 	fail "unexpected output '$out'"
 mbps=${out##*mbps=}
 awk -v m="$mbps" 'BEGIN { exit !(m > 0) }' || fail "speed $mbps is not positive"
