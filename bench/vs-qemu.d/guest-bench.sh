@@ -57,6 +57,9 @@ none)
 *) fail "vm.bench_iommu must be vtd or none, got '${VM_BENCH_IOMMU:-}'" ;;
 esac
 
+# Huge pages for the readers' buffers (viommu-bench-odirect): a read into
+# one contiguous buffer is the same DMA segments in every run.
+echo 4 >/proc/sys/vm/nr_hugepages 2>/dev/null || say "cannot reserve huge pages: buffers may be scattered"
 m1=${VM_BENCH_M1:-64}
 k4=${VM_BENCH_K4:-512}
 reps=${VM_BENCH_REPS:-3}
