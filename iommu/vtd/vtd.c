@@ -77,27 +77,33 @@ uint64_t vtd_aw_sagaw_bit(unsigned aw)
 /* ------------------------------------------------------------------------ */
 /* Interrupts: fault event and invalidation completion (11.4, FECTL/IECTL)  */
 
-/* An interrupt condition of the fault event: pending while masked. */
-static void fault_event(struct viommu_vtd *t, struct vtd_irqs *irq)
+/* The message of an event from its data and address registers. */
+static void event_msi(struct vtd_msi *m, uint32_t data, uint32_t addr, uint32_t uaddr)
 {
-	if (t->fectl & VTD_ECTL_IM) {
-		t->fectl |= VTD_ECTL_IP;
+	m->send = 1;
+	m->addr = (uint64_t)uaddr << 32 | addr;
+	m->data = data;
+}
+
+/* An interrupt condition of an event (fault, completion, page request):
+ * pending while masked, else the message goes out. */
+static void event_raise(uint32_t *ctl, struct vtd_msi *m, uint32_t data, uint32_t addr, uint32_t uaddr)
+{
+	if (*ctl & VTD_ECTL_IM) {
+		*ctl |= VTD_ECTL_IP;
 		return;
 	}
-	irq->fault = 1;
-	irq->fault_addr = (uint64_t)t->feuaddr << 32 | t->feaddr;
-	irq->fault_data = t->fedata;
+	event_msi(m, data, addr, uaddr);
+}
+
+static void fault_event(struct viommu_vtd *t, struct vtd_irqs *irq)
+{
+	event_raise(&t->fectl, &irq->fault, t->fedata, t->feaddr, t->feuaddr);
 }
 
 static void compl_event(struct viommu_vtd *t, struct vtd_irqs *irq)
 {
-	if (t->iectl & VTD_ECTL_IM) {
-		t->iectl |= VTD_ECTL_IP;
-		return;
-	}
-	irq->compl = 1;
-	irq->compl_addr = (uint64_t)t->ieuaddr << 32 | t->ieaddr;
-	irq->compl_data = t->iedata;
+	event_raise(&t->iectl, &irq->compl, t->iedata, t->ieaddr, t->ieuaddr);
 }
 
 /* Set FSTS bits; each one that goes from clear to set is an interrupt
@@ -120,13 +126,7 @@ static void fault_ip_update(struct viommu_vtd *t)
 
 void vtd_prq_event(struct viommu_vtd *t, struct vtd_irqs *irq)
 {
-	if (t->pectl & VTD_ECTL_IM) {
-		t->pectl |= VTD_ECTL_IP;
-		return;
-	}
-	irq->prq = 1;
-	irq->prq_addr = (uint64_t)t->peuaddr << 32 | t->peaddr;
-	irq->prq_data = t->pedata;
+	event_raise(&t->pectl, &irq->prq, t->pedata, t->peaddr, t->peuaddr);
 }
 
 static void irqs_send(struct viommu_vtd *t, const struct vtd_irqs *irq)
@@ -134,12 +134,10 @@ static void irqs_send(struct viommu_vtd *t, const struct vtd_irqs *irq)
 	/* The unit's own interrupts are not remapped; they come from the
 	 * unit, which has no requester ID of its own: segment:00:00.0. */
 	struct viommu_rid self = { .segment = t->cfg.segment };
-	if (irq->fault)
-		viommu_msi_send(t->v, self, irq->fault_addr, irq->fault_data);
-	if (irq->compl)
-		viommu_msi_send(t->v, self, irq->compl_addr, irq->compl_data);
-	if (irq->prq)
-		viommu_msi_send(t->v, self, irq->prq_addr, irq->prq_data);
+	const struct vtd_msi *m[] = { &irq->fault, &irq->compl, &irq->prq };
+	for (unsigned i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (m[i]->send)
+			viommu_msi_send(t->v, self, m[i]->addr, m[i]->data);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1225,14 +1223,15 @@ static void reg64_write(struct viommu_vtd *t, uint64_t off, uint64_t val, uint64
 	 * read-only; anything else is reserved. */
 }
 
-/* Unmasking an event with an interrupt pending sends it. */
-static void ectl_write(uint32_t *ctl, uint32_t val, int *send)
+/* A write of an event control register: unmasking sends the pending
+ * interrupt. */
+static void ectl_write(uint32_t *ctl, uint32_t val, struct vtd_msi *m, uint32_t data, uint32_t addr, uint32_t uaddr)
 {
 	int was_masked = !!(*ctl & VTD_ECTL_IM);
 	*ctl = (*ctl & VTD_ECTL_IP) | (val & VTD_ECTL_IM);
 	if (was_masked && !(val & VTD_ECTL_IM) && (*ctl & VTD_ECTL_IP)) {
 		*ctl &= ~VTD_ECTL_IP;
-		*send = 1;
+		event_msi(m, data, addr, uaddr);
 	}
 }
 
@@ -1240,7 +1239,6 @@ static void prq_reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, st
 
 static void reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, struct vtd_irqs *irq)
 {
-	int send = 0;
 	switch (off) {
 	case VTD_REG_GCMD:
 		gcmd_write(t, val, irq);
@@ -1255,12 +1253,7 @@ static void reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, struct
 		return;
 	}
 	case VTD_REG_FECTL:
-		ectl_write(&t->fectl, val, &send);
-		if (send) {
-			irq->fault = 1;
-			irq->fault_addr = (uint64_t)t->feuaddr << 32 | t->feaddr;
-			irq->fault_data = t->fedata;
-		}
+		ectl_write(&t->fectl, val, &irq->fault, t->fedata, t->feaddr, t->feuaddr);
 		return;
 	case VTD_REG_FEDATA: t->fedata = val; return;
 	case VTD_REG_FEADDR: t->feaddr = val & VTD_EADDR_MASK; return;
@@ -1279,12 +1272,7 @@ static void reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, struct
 		}
 		return;
 	case VTD_REG_IECTL:
-		ectl_write(&t->iectl, val, &send);
-		if (send) {
-			irq->compl = 1;
-			irq->compl_addr = (uint64_t)t->ieuaddr << 32 | t->ieaddr;
-			irq->compl_data = t->iedata;
-		}
+		ectl_write(&t->iectl, val, &irq->compl, t->iedata, t->ieaddr, t->ieuaddr);
 		return;
 	case VTD_REG_IEDATA: t->iedata = val; return;
 	case VTD_REG_IEADDR: t->ieaddr = val & VTD_EADDR_MASK; return;
@@ -1298,7 +1286,6 @@ static void reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, struct
 /* The page request registers (scalable mode). */
 static void prq_reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, struct vtd_irqs *irq)
 {
-	int send = 0;
 	switch (off) {
 	case VTD_REG_PRS: {
 		uint32_t clear = val & (VTD_PRS_PPR | VTD_PRS_PRO) & t->prs;
@@ -1311,12 +1298,7 @@ static void prq_reg32_write(struct viommu_vtd *t, uint64_t off, uint32_t val, st
 		return;
 	}
 	case VTD_REG_PECTL:
-		ectl_write(&t->pectl, val, &send);
-		if (send) {
-			irq->prq = 1;
-			irq->prq_addr = (uint64_t)t->peuaddr << 32 | t->peaddr;
-			irq->prq_data = t->pedata;
-		}
+		ectl_write(&t->pectl, val, &irq->prq, t->pedata, t->peaddr, t->peuaddr);
 		return;
 	case VTD_REG_PEDATA: t->pedata = val; return;
 	case VTD_REG_PEADDR: t->peaddr = val & VTD_EADDR_MASK; return;

@@ -70,10 +70,15 @@ struct vtd_dev {
 };
 
 /* Interrupts to send once the register lock is dropped. */
+/* An interrupt message of the unit, composed under the lock, sent after. */
+struct vtd_msi {
+	int send;
+	uint64_t addr;
+	uint32_t data;
+};
+
 struct vtd_irqs {
-	int fault, compl, prq;
-	uint64_t fault_addr, compl_addr, prq_addr;
-	uint32_t fault_data, compl_data, prq_data;
+	struct vtd_msi fault, compl, prq;
 };
 
 struct viommu_vtd {
