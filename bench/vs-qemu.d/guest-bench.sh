@@ -69,7 +69,7 @@ reps=${VM_BENCH_REPS:-3}
 # no console output falls between the markers.
 sample() {
 	echo "@@$1"
-	/bin/viommu-bench-odirect --label "$1" /dev/vda "$2" "$3" >>/tmp/bench.out || fail "$1: reads of $2"
+	/bin/viommu-bench-odirect --label "$1" ${4:-} /dev/vda "$2" "$3" >>/tmp/bench.out || fail "$1: reads of $2"
 	echo "@@$1e"
 }
 echo "@@read1m"
@@ -82,6 +82,15 @@ echo "@@read4k"
 i=1
 while [ "$i" -le "$reps" ]; do
 	sample "k4s$i" 4k "$k4"
+	i=$((i + 1))
+done
+# The 1 MiB reads again into a buffer whose every 4 KiB page is its own
+# DMA segment (and, strict, its own invalidation): the worst case of a
+# fragmented buffer.
+echo "@@read1mx"
+i=1
+while [ "$i" -le "$reps" ]; do
+	sample "m1x$i" 1M "$m1" --scatter
 	i=$((i + 1))
 done
 echo "@@done"

@@ -152,15 +152,18 @@ run_one() {
 	# Every sample, comma-separated, timed on L1's clock by its markers
 	# (the guest's own clock can stall under nesting: its figures are kept
 	# as *_guest_mbps, for comparison only).
-	local r1 r4 g1 g4 boot
+	local r1 r4 r1x g1 g4 boot
 	r1=$(samples "$base.kv" m1s $((M1 * 1048576)))
 	r4=$(samples "$base.kv" k4s $((K4 * 4096)))
+	r1x=$(samples "$base.kv" m1x $((M1 * 1048576)))
 	g1=$(grep -ao 'bench label=m1s[0-9]* .*' <<<"$serial" | sed -n 's/.* mbps=\([0-9.na]*\).*/\1/p' | paste -sd, -)
 	g4=$(grep -ao 'bench label=k4s[0-9]* .*' <<<"$serial" | sed -n 's/.* mbps=\([0-9.na]*\).*/\1/p' | paste -sd, -)
 	# How many physically contiguous pieces each 1 MiB sample's buffer was
 	# (it decides the DMA segments per read; see odirect_read.c).
 	local runs1
 	runs1=$(grep -ao 'bench label=m1s[0-9]* .*' <<<"$serial" | sed -n 's/.* runs=\([0-9na]*\).*/\1/p' | paste -sd, -)
+	local runs1x
+	runs1x=$(grep -ao 'bench label=m1x[0-9]* .*' <<<"$serial" | sed -n 's/.* runs=\([0-9na]*\).*/\1/p' | paste -sd, -)
 	boot=$(kv "$base.kv" boot_s)
 	if [ "$(kv "$base.kv" timed_out)" = 1 ] || [ "$rc" = 124 ]; then
 		status=fail reason="timed out after $BOOT_TIMEOUT s"
@@ -170,10 +173,11 @@ run_one() {
 		status=fail reason="no PASS marker (VMM exit status $rc$(sed -n '1s/^/: /p' "$base.stderr" | tr -d '\n' | cut -c1-120))"
 	elif [ "$rc" != 0 ]; then
 		status=fail reason="the VMM exited with status $rc"
-	elif [ -z "$r1" ] || [ -z "$r4" ] || [ -z "$boot" ]; then
-		status=fail reason="a figure is missing (read1m='$r1' read4k='$r4' boot='$boot')"
-	elif [ "$(tr ',' '\n' <<<"$r1" | grep -c .)" != "$REPS" ] || [ "$(tr ',' '\n' <<<"$r4" | grep -c .)" != "$REPS" ]; then
-		status=fail reason="want $REPS samples of each read, got read1m='$r1' read4k='$r4'"
+	elif [ -z "$r1" ] || [ -z "$r4" ] || [ -z "$r1x" ] || [ -z "$boot" ]; then
+		status=fail reason="a figure is missing (read1m='$r1' read4k='$r4' read1mx='$r1x' boot='$boot')"
+	elif [ "$(tr ',' '\n' <<<"$r1" | grep -c .)" != "$REPS" ] || [ "$(tr ',' '\n' <<<"$r4" | grep -c .)" != "$REPS" ] ||
+		[ "$(tr ',' '\n' <<<"$r1x" | grep -c .)" != "$REPS" ]; then
+		status=fail reason="want $REPS samples of each read, got read1m='$r1' read4k='$r4' read1mx='$r1x'"
 	fi
 	rec="run=$run config=$cfg status=$status"
 	[ -z "$boot" ] || rec="$rec boot_s=$boot"
@@ -182,6 +186,8 @@ run_one() {
 	[ -z "$g1" ] || rec="$rec read1m_guest_mbps=$g1"
 	[ -z "$g4" ] || rec="$rec read4k_guest_mbps=$g4"
 	[ -z "$runs1" ] || rec="$rec read1m_buffer_runs=$runs1"
+	[ -z "$r1x" ] || rec="$rec read1mx_mbps=$r1x"
+	[ -z "$runs1x" ] || rec="$rec read1mx_buffer_runs=$runs1x"
 	rec="$rec total_s=$(kv "$base.kv" total_s)"
 	# The guest's own clock at init: what of the boot the kernel saw (the
 	# rest went to the VMM's set-up, firmware and decompression).
@@ -189,19 +195,19 @@ run_one() {
 	up=$(sed -nE 's/.*guest-init: kernel .* uptime ([0-9.]+) s.*/\1/p' <<<"$serial" | head -n 1)
 	[ -z "$up" ] || rec="$rec guest_uptime_s=$up"
 	# Exits per phase: each counter is sampled at the start of a phase.
-	local c b p1 p4 pd
+	local c b ph a z i
+	local phases=(read1m read4k read1mx done)
 	for c in exits io_exits mmio_exits halt_exits irq_exits; do
 		b=$(kv "$base.kv" "boot.$c")
-		p1=$(kv "$base.kv" "phase.read1m.$c")
-		p4=$(kv "$base.kv" "phase.read4k.$c")
-		pd=$(kv "$base.kv" "phase.done.$c")
 		[ -z "$b" ] || [ "$b" = -1 ] || rec="$rec ${c}_boot=$b"
-		if [ -n "$p1" ] && [ -n "$p4" ] && [ "$p1" != -1 ] && [ "$p4" != -1 ]; then
-			rec="$rec ${c}_read1m=$((p4 - p1))"
-		fi
-		if [ -n "$p4" ] && [ -n "$pd" ] && [ "$p4" != -1 ] && [ "$pd" != -1 ]; then
-			rec="$rec ${c}_read4k=$((pd - p4))"
-		fi
+		for ((i = 0; i + 1 < ${#phases[@]}; i++)); do
+			ph=${phases[i]}
+			a=$(kv "$base.kv" "phase.$ph.$c")
+			z=$(kv "$base.kv" "phase.${phases[i + 1]}.$c")
+			if [ -n "$a" ] && [ -n "$z" ] && [ "$a" != -1 ] && [ "$z" != -1 ]; then
+				rec="$rec ${c}_$ph=$((z - a))"
+			fi
+		done
 	done
 	# viommu-vmm --stats: "viommu-vmm: iommu translations=N iotlb_hits=N ..."
 	local stats

@@ -1,7 +1,7 @@
 /* viommu-bench-odirect: sequential O_DIRECT reads of a block device (or a
  * file), timed with CLOCK_MONOTONIC.
  *
- *   viommu-bench-odirect [--label NAME] PATH BLOCK_SIZE COUNT
+ *   viommu-bench-odirect [--label NAME] [--scatter] PATH BLOCK_SIZE COUNT
  *
  * Reads COUNT blocks of BLOCK_SIZE bytes from offset 0, one pread() per block,
  * into a buffer with O_DIRECT, so that every block is a request to the
@@ -17,6 +17,9 @@
  * huge page (reserved ones first, else transparent), and runs= says how many
  * physically contiguous pieces it came out as (from /proc/self/pagemap; "na"
  * where the page frames are not readable, i.e. without CAP_SYS_ADMIN).
+ * --scatter asks for the opposite case, as deterministic: 4 KiB pages of a
+ * memory file mapped in reverse order, so that no two neighbours are
+ * physically adjacent and every page is a segment of its own.
  *
  * (mbps is decimal megabytes per second, as dd reports it; "na" when the
  * clock did not advance). bench/vs-qemu times the reads on L1's clock instead
@@ -79,7 +82,7 @@ static long phys_runs(const void *buf, size_t len)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: viommu-bench-odirect [--label NAME] PATH BLOCK_SIZE COUNT\n"
+	fprintf(f, "usage: viommu-bench-odirect [--label NAME] [--scatter] PATH BLOCK_SIZE COUNT\n"
 		   "  BLOCK_SIZE: bytes, with an optional k/K or m/M suffix; a multiple of 512\n");
 }
 
@@ -108,6 +111,34 @@ static int parse_size(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+/* A buffer of len bytes (a multiple of 4 KiB) whose pages are those of a
+ * memory file in reverse order; NULL on failure. */
+static void *scattered_buffer(size_t len)
+{
+	int fd = memfd_create("odirect", MFD_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	void *buf = MAP_FAILED;
+	if (ftruncate(fd, (off_t)len) == 0)
+		buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (buf != MAP_FAILED) {
+		/* Allocate the file's pages in file order first. */
+		memset(buf, 0, len);
+		size_t pages = len / ODR_ALIGN;
+		for (size_t i = 0; i < pages; i++) {
+			void *at = (char *)buf + i * ODR_ALIGN;
+			off_t file_off = (off_t)((pages - 1 - i) * ODR_ALIGN);
+			if (mmap(at, ODR_ALIGN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, file_off) == MAP_FAILED) {
+				munmap(buf, len);
+				buf = MAP_FAILED;
+				break;
+			}
+		}
+	}
+	close(fd);
+	return buf == MAP_FAILED ? NULL : buf;
+}
+
 static double mono_now(void)
 {
 	struct timespec ts;
@@ -123,9 +154,17 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (i + 1 < argc && strcmp(argv[i], "--label") == 0) {
-		label = argv[i + 1];
-		i += 2;
+	int scatter = 0;
+	for (;;) {
+		if (i + 1 < argc && strcmp(argv[i], "--label") == 0) {
+			label = argv[i + 1];
+			i += 2;
+		} else if (i < argc && strcmp(argv[i], "--scatter") == 0) {
+			scatter = 1;
+			i++;
+		} else {
+			break;
+		}
 	}
 	if (argc - i != 3) {
 		usage(stderr);
@@ -153,10 +192,21 @@ int main(int argc, char **argv)
 	 * reserves a few), else a transparent one if the kernel gives it: the
 	 * reads work either way, and runs= tells. */
 	size_t alloc = ((size_t)bs + ODR_HUGE - 1) / ODR_HUGE * ODR_HUGE;
-	int hugetlb = 1;
-	void *buf = mmap(NULL, alloc, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	int mapped = 1;
+	void *buf = MAP_FAILED;
+	if (scatter) {
+		alloc = ((size_t)bs + ODR_ALIGN - 1) / ODR_ALIGN * ODR_ALIGN;
+		buf = scattered_buffer(alloc);
+		if (!buf) {
+			fprintf(stderr, "viommu-bench-odirect: cannot map a scattered buffer: %s\n", strerror(errno));
+			close(fd);
+			return 1;
+		}
+	} else {
+		buf = mmap(NULL, alloc, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	}
 	if (buf == MAP_FAILED) {
-		hugetlb = 0;
+		mapped = 0;
 		int rc = posix_memalign(&buf, ODR_HUGE, alloc);
 		if (rc != 0) {
 			fprintf(stderr, "viommu-bench-odirect: cannot allocate %" PRIu64 " bytes: %s\n", bs, strerror(rc));
@@ -202,7 +252,7 @@ int main(int argc, char **argv)
 	}
 out:;
 	double secs = mono_now() - t0;
-	if (hugetlb)
+	if (mapped)
 		munmap(buf, alloc);
 	else
 		free(buf);

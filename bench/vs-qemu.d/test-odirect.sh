@@ -29,6 +29,11 @@ fi
 mbps=${out##*mbps=}
 awk -v m="$mbps" 'BEGIN { exit !(m > 0) }' || fail "speed $mbps is not positive"
 
+# A scattered buffer reads the same bytes.
+out=$("$BIN" --label sc --scatter "$F" 1M 3) || fail "1 MiB x 3 into a scattered buffer failed"
+[[ "$out" =~ ^bench\ label=sc\ bs=1048576\ count=3\ bytes=3145728\ .*\ runs=([0-9]+|na)$ ]] ||
+	fail "unexpected output with --scatter: '$out'"
+
 out=$("$BIN" "$F" 4k 768) || fail "4 KiB x 768 (the whole file) failed"
 [[ "$out" == "bench label=read bs=4096 count=768 bytes=3145728 "* ]] || fail "unexpected output '$out'"
 
