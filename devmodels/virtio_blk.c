@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * virtio-blk (virtio 1.x, section 5.2) over the modern PCI transport: a raw
- * image read and written with pread/pwrite, every guest buffer reached
- * through the DMA API by way of the virtqueue parser.
+ * image read and written with preadv/pwritev straight to and from the
+ * guest's buffers, every one reached through the DMA API (the addresses
+ * viommu_dma_map_ptr gives) by way of the virtqueue parser.
  *
  * A request (5.2.6) is a header {le32 type, le32 reserved, le64 sector} in
  * the device-readable bytes, data, and one status byte: the last
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "pcidev.h"
@@ -53,7 +55,7 @@
 #define VBLK_HDR_LEN 16u
 #define VBLK_QUEUE_MAX 256u
 #define VBLK_SIZE_MAX (1u << 20) /* bytes per buffer the driver may use */
-#define VBLK_BOUNCE (128u * 1024u)
+#define VBLK_IOV 64u /* guest buffers per preadv / pwritev */
 
 /* Per notification, at most this many chains per queue entry: the driver
  * kicks again for anything it adds later, so a vCPU adding buffers as fast
@@ -65,7 +67,6 @@ struct vblk {
 	int fd;
 	int readonly;
 	uint64_t capacity; /* sectors */
-	uint8_t *bounce;
 	char id[VIRTIO_BLK_ID_BYTES];
 };
 
@@ -98,32 +99,26 @@ static uint64_t vblk_config_read(struct virtio_pci *vp, unsigned off, unsigned l
 	return le_get(img + off, len);
 }
 
-static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t pos)
+/* Read (write = 0) or write every byte of iov[0, n) at pos of the image:
+ * 0, or -1 on an error or the end of the file. Consumes iov. */
+static int rw_full(int fd, struct iovec *iov, unsigned n, uint64_t pos, int write)
 {
-	while (len) {
-		ssize_t n = pread(fd, buf, len, (off_t)pos);
-		if (n < 0 && errno == EINTR)
+	while (n) {
+		ssize_t got = write ? pwritev(fd, iov, (int)n, (off_t)pos) : preadv(fd, iov, (int)n, (off_t)pos);
+		if (got < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (got <= 0)
 			return -1; /* error, or the image shrank under us */
-		buf += n;
-		len -= (size_t)n;
-		pos += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t pos)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)pos);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-		pos += (uint64_t)n;
+		pos += (uint64_t)got;
+		while (n && (size_t)got >= iov->iov_len) {
+			got -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + got;
+			iov->iov_len -= (size_t)got;
+		}
 	}
 	return 0;
 }
@@ -143,16 +138,22 @@ static uint8_t blk_in(struct vblk *b, struct vq *vq, const struct vq_chain *c, u
 			    (unsigned long long)len, (unsigned long long)sector);
 		return VIRTIO_BLK_S_IOERR;
 	}
+	/* Straight from the image into the guest's buffers, as many as one
+	 * preadv takes at a time; a fault ends the request after the bytes
+	 * before it, as a copy would. */
 	for (uint64_t off = 0; off < len;) {
-		size_t n = len - off < VBLK_BOUNCE ? (size_t)(len - off) : VBLK_BOUNCE;
-		if (pread_full(b->fd, b->bounce, n, sector * VBLK_SECTOR + off))
+		struct iovec iov[VBLK_IOV];
+		unsigned n;
+		uint64_t mapped;
+		int r = vq_chain_map(vq, c, 1, off, len - off, iov, VBLK_IOV, &n, &mapped);
+		if (r == -EINVAL || (!r && !mapped))
 			return VIRTIO_BLK_S_IOERR;
-		size_t done = 0;
-		int r = vq_chain_write(vq, c, off, b->bounce, n, &done);
-		*written += (uint32_t)done;
+		if (mapped && rw_full(b->fd, iov, n, sector * VBLK_SECTOR + off, 0))
+			return VIRTIO_BLK_S_IOERR;
+		*written += (uint32_t)mapped;
 		if (r)
 			return VIRTIO_BLK_S_IOERR; /* the fault is in the IOMMU's log */
-		off += n;
+		off += mapped;
 	}
 	return VIRTIO_BLK_S_OK;
 }
@@ -168,13 +169,18 @@ static uint8_t blk_out(struct vblk *b, struct vq *vq, const struct vq_chain *c, 
 			    (unsigned long long)len, (unsigned long long)sector);
 		return VIRTIO_BLK_S_IOERR;
 	}
+	/* Straight from the guest's buffers into the image, as many as one
+	 * pwritev takes at a time; a batch with a fault in it is not written. */
 	for (uint64_t off = 0; off < len;) {
-		size_t n = len - off < VBLK_BOUNCE ? (size_t)(len - off) : VBLK_BOUNCE;
-		if (vq_chain_read(vq, c, VBLK_HDR_LEN + off, b->bounce, n, NULL))
+		struct iovec iov[VBLK_IOV];
+		unsigned n;
+		uint64_t mapped;
+		int r = vq_chain_map(vq, c, 0, VBLK_HDR_LEN + off, len - off, iov, VBLK_IOV, &n, &mapped);
+		if (r || !mapped)
+			return VIRTIO_BLK_S_IOERR; /* a fault is in the IOMMU's log */
+		if (rw_full(b->fd, iov, n, sector * VBLK_SECTOR + off, 1))
 			return VIRTIO_BLK_S_IOERR;
-		if (pwrite_full(b->fd, b->bounce, n, sector * VBLK_SECTOR + off))
-			return VIRTIO_BLK_S_IOERR;
-		off += n;
+		off += mapped;
 	}
 	return VIRTIO_BLK_S_OK;
 }
@@ -265,7 +271,6 @@ static void vblk_destroy(struct virtio_pci *vp)
 		return;
 	if (b->fd >= 0)
 		close(b->fd);
-	free(b->bounce);
 	free(b);
 	vp->priv = NULL;
 }
@@ -295,11 +300,6 @@ int virtio_blk_create(const struct virtio_blk_config_opts *opts, struct viommu_r
 		return -ENOMEM;
 	b->fd = -1;
 	b->readonly = !!opts->readonly;
-	b->bounce = malloc(VBLK_BOUNCE);
-	if (!b->bounce) {
-		r = -ENOMEM;
-		goto fail;
-	}
 	b->fd = open(opts->path, (b->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
 		r = -errno;
@@ -327,7 +327,6 @@ int virtio_blk_create(const struct virtio_blk_config_opts *opts, struct viommu_r
 fail:
 	if (b->fd >= 0)
 		close(b->fd);
-	free(b->bounce);
 	free(b);
 	return r;
 }

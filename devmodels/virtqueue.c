@@ -366,3 +366,50 @@ int vq_chain_write(struct vq *vq, const struct vq_chain *c, uint64_t off, const 
 {
 	return chain_copy(vq, c, 1, off, (uint8_t *)buf, len, done);
 }
+
+int vq_chain_map(struct vq *vq, const struct vq_chain *c, int writable, uint64_t off, uint64_t len,
+		 struct iovec *iov, unsigned max, unsigned *n, uint64_t *mapped)
+{
+	unsigned first = writable ? c->nr_read : 0, end = writable ? c->nr : c->nr_read;
+	uint64_t total = writable ? c->wlen : c->rlen;
+	uint32_t access = writable ? VIOMMU_ACCESS_WRITE : VIOMMU_ACCESS_READ;
+	uint64_t pos = 0;
+	unsigned k = 0;
+
+	*n = 0;
+	*mapped = 0;
+	if (off > total || len > total - off)
+		return -EINVAL;
+	for (unsigned s = first; s < end && pos < len; s++) {
+		const struct vq_seg *g = &c->segs[s];
+		if (off >= g->len) {
+			off -= g->len;
+			continue;
+		}
+		uint64_t want = g->len - off;
+		if (want > len - pos)
+			want = len - pos;
+		while (want) {
+			if (k == max)
+				goto out;
+			void *host;
+			uint64_t got;
+			if (viommu_dma_map_ptr(vq->dma, vq->pasid, g->addr + off, want, access, &host, &got, &vq->fault)) {
+				*n = k;
+				*mapped = pos;
+				return -EFAULT;
+			}
+			iov[k].iov_base = host;
+			iov[k].iov_len = (size_t)got;
+			k++;
+			pos += got;
+			off += got;
+			want -= got;
+		}
+		off = 0;
+	}
+out:
+	*n = k;
+	*mapped = pos;
+	return 0;
+}

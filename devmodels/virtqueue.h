@@ -39,6 +39,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <viommu/dma.h>
 #include <viommu/iommu.h>
@@ -139,5 +140,16 @@ int vq_should_notify(struct vq *vq);
 int vq_chain_read(struct vq *vq, const struct vq_chain *c, uint64_t off, void *buf, size_t len, size_t *done);
 int vq_chain_write(struct vq *vq, const struct vq_chain *c, uint64_t off, const void *buf, size_t len,
 		   size_t *done);
+
+/* Host addresses of a chain's writable (or readable) bytes [off, off + len)
+ * for I/O straight into or out of guest memory (no bounce copy): fills up
+ * to max iovecs and says in *mapped how many bytes they cover. 0 when
+ * *mapped is len or the iovecs ran out first; -EFAULT when the byte at
+ * *mapped faults (recorded once, in the IOMMU's log and vq->fault: the
+ * caller moves the bytes before it and fails the request, as a copy
+ * would); -EINVAL beyond the chain's bytes. Use the addresses at once: an
+ * invalidation ends the permission to (viommu_dma_map_ptr). */
+int vq_chain_map(struct vq *vq, const struct vq_chain *c, int writable, uint64_t off, uint64_t len,
+		 struct iovec *iov, unsigned max, unsigned *n, uint64_t *mapped);
 
 #endif /* VIOMMU_DEVMODELS_VIRTQUEUE_H */
