@@ -320,15 +320,21 @@ int vq_should_notify(struct vq *vq)
 	return !(le16(raw) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }
 
-static int chain_copy(struct vq *vq, const struct vq_chain *c, int write, uint64_t off, uint8_t *buf,
-		      size_t len, size_t *done)
-{
-	unsigned first = write ? c->nr_read : 0, end = write ? c->nr : c->nr_read;
-	uint64_t total = write ? c->wlen : c->rlen;
-	size_t pos = 0;
+/* Visit a chain's readable (writable = 0) or writable bytes [off, off +
+ * len) one buffer piece at a time: fn(ctx, address, bytes, position) says
+ * how many of them it took (*took); less than all, or an error, ends the
+ * walk. *done: the bytes taken. -EINVAL beyond the chain's bytes, else what
+ * fn returned last (1 = stop, no error). */
+typedef int (*piece_fn)(void *ctx, uint64_t addr, uint64_t n, uint64_t pos, uint64_t *took);
 
-	if (done)
-		*done = 0;
+static int chain_walk(const struct vq_chain *c, int writable, uint64_t off, uint64_t len, piece_fn fn, void *ctx,
+		      uint64_t *done)
+{
+	unsigned first = writable ? c->nr_read : 0, end = writable ? c->nr : c->nr_read;
+	uint64_t total = writable ? c->wlen : c->rlen;
+	uint64_t pos = 0;
+
+	*done = 0;
 	if (off > total || len > total - off)
 		return -EINVAL;
 	for (unsigned s = first; s < end && pos < len; s++) {
@@ -337,23 +343,45 @@ static int chain_copy(struct vq *vq, const struct vq_chain *c, int write, uint64
 			off -= g->len;
 			continue;
 		}
-		size_t n = (size_t)(g->len - off);
+		uint64_t n = g->len - off;
 		if (n > len - pos)
 			n = len - pos;
-		size_t d = 0;
-		int r = write ? viommu_dma_write(vq->dma, vq->pasid, g->addr + off, buf + pos, n, 0, &d, &vq->fault)
-			      : viommu_dma_read(vq->dma, vq->pasid, g->addr + off, buf + pos, n, 0, &d, &vq->fault);
-		pos += d;
-		if (r) {
-			if (done)
-				*done = pos;
-			return -EFAULT;
-		}
+		uint64_t took = 0;
+		int r = fn(ctx, g->addr + off, n, pos, &took);
+		pos += took;
+		*done = pos;
+		if (r || took < n)
+			return r;
 		off = 0;
 	}
-	if (done)
-		*done = pos;
 	return 0;
+}
+
+struct copy_ctx {
+	struct vq *vq;
+	int write;
+	uint8_t *buf;
+};
+
+static int copy_piece(void *ctx, uint64_t addr, uint64_t n, uint64_t pos, uint64_t *took)
+{
+	struct copy_ctx *x = ctx;
+	size_t d = 0;
+	int r = x->write ? viommu_dma_write(x->vq->dma, x->vq->pasid, addr, x->buf + pos, (size_t)n, 0, &d, &x->vq->fault)
+			 : viommu_dma_read(x->vq->dma, x->vq->pasid, addr, x->buf + pos, (size_t)n, 0, &d, &x->vq->fault);
+	*took = d;
+	return r ? -EFAULT : 0;
+}
+
+static int chain_copy(struct vq *vq, const struct vq_chain *c, int write, uint64_t off, uint8_t *buf,
+		      size_t len, size_t *done)
+{
+	struct copy_ctx x = { .vq = vq, .write = write, .buf = buf };
+	uint64_t d;
+	int r = chain_walk(c, write, off, len, copy_piece, &x, &d);
+	if (done)
+		*done = (size_t)d;
+	return r;
 }
 
 int vq_chain_read(struct vq *vq, const struct vq_chain *c, uint64_t off, void *buf, size_t len, size_t *done)
@@ -367,49 +395,44 @@ int vq_chain_write(struct vq *vq, const struct vq_chain *c, uint64_t off, const 
 	return chain_copy(vq, c, 1, off, (uint8_t *)buf, len, done);
 }
 
+struct map_ctx {
+	struct vq *vq;
+	uint32_t access;
+	struct iovec *iov;
+	unsigned max, n;
+};
+
+static int map_piece(void *ctx, uint64_t addr, uint64_t n, uint64_t pos, uint64_t *took)
+{
+	struct map_ctx *x = ctx;
+	(void)pos;
+	*took = 0;
+	while (*took < n) {
+		if (x->n == x->max)
+			return 1;
+		void *host;
+		uint64_t got;
+		if (viommu_dma_map_ptr(x->vq->dma, x->vq->pasid, addr + *took, n - *took, x->access, &host, &got,
+				       &x->vq->fault))
+			return -EFAULT;
+		x->iov[x->n].iov_base = host;
+		x->iov[x->n].iov_len = (size_t)got;
+		x->n++;
+		*took += got;
+	}
+	return 0;
+}
+
 int vq_chain_map(struct vq *vq, const struct vq_chain *c, int writable, uint64_t off, uint64_t len,
 		 struct iovec *iov, unsigned max, unsigned *n, uint64_t *mapped)
 {
-	unsigned first = writable ? c->nr_read : 0, end = writable ? c->nr : c->nr_read;
-	uint64_t total = writable ? c->wlen : c->rlen;
-	uint32_t access = writable ? VIOMMU_ACCESS_WRITE : VIOMMU_ACCESS_READ;
-	uint64_t pos = 0;
-	unsigned k = 0;
-
-	*n = 0;
-	*mapped = 0;
-	if (off > total || len > total - off)
-		return -EINVAL;
-	for (unsigned s = first; s < end && pos < len; s++) {
-		const struct vq_seg *g = &c->segs[s];
-		if (off >= g->len) {
-			off -= g->len;
-			continue;
-		}
-		uint64_t want = g->len - off;
-		if (want > len - pos)
-			want = len - pos;
-		while (want) {
-			if (k == max)
-				goto out;
-			void *host;
-			uint64_t got;
-			if (viommu_dma_map_ptr(vq->dma, vq->pasid, g->addr + off, want, access, &host, &got, &vq->fault)) {
-				*n = k;
-				*mapped = pos;
-				return -EFAULT;
-			}
-			iov[k].iov_base = host;
-			iov[k].iov_len = (size_t)got;
-			k++;
-			pos += got;
-			off += got;
-			want -= got;
-		}
-		off = 0;
-	}
-out:
-	*n = k;
-	*mapped = pos;
-	return 0;
+	struct map_ctx x = {
+		.vq = vq,
+		.access = writable ? VIOMMU_ACCESS_WRITE : VIOMMU_ACCESS_READ,
+		.iov = iov,
+		.max = max,
+	};
+	int r = chain_walk(c, writable, off, len, map_piece, &x, mapped);
+	*n = x.n;
+	return r == 1 ? 0 : r;
 }
