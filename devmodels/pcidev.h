@@ -216,13 +216,18 @@ void pcidev_fini(struct pcidev *dev);
 struct virtio_blk_config_opts {
 	const char *path;   /* raw image (capacity: its size rounded down to 512) */
 	int readonly;       /* open read-only, offer VIRTIO_BLK_F_RO */
+	/* Do not offer indirect descriptors. An indirect table is one more DMA
+	 * mapping per request: behind an IOMMU that the guest runs strict, one
+	 * more invalidation (and with caching mode, one more map
+	 * notification); a request then takes a ring entry per buffer. */
+	int no_indirect;
 };
 /* virtio-blk over the modern virtio-pci transport, offering
  * VIRTIO_F_ACCESS_PLATFORM (so the guest uses its DMA API and IOMMU).
  * Layout: BAR1 (32-bit memory, 4 KiB) holds the MSI-X table (2 vectors:
  * config and the request queue); BAR4 (64-bit prefetchable memory, 16 KiB)
  * the common, ISR, device and notify structures. One request queue of up to
- * 256 entries, indirect descriptors. The image is read and written with
+ * 256 entries, indirect descriptors unless no_indirect. The image is read and written with
  * pread/pwrite from the notifying vCPU thread.
  * Errors: -EINVAL (NULL arguments), -ENOMEM, or the negative errno of
  * opening or sizing the image. */

@@ -318,6 +318,8 @@ int virtio_blk_create(const struct virtio_blk_config_opts *opts, struct viommu_r
 			    (1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_FLUSH);
 	if (b->readonly)
 		features |= 1ull << VIRTIO_BLK_F_RO;
+	if (!opts->no_indirect)
+		features |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
 	r = virtio_pci_create(&vblk_ops, b, features, rid, dma, host, &b->vp);
 	if (r)
 		goto fail;

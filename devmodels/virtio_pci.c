@@ -495,8 +495,7 @@ int virtio_pci_create(const struct virtio_pci_dev_ops *ops, void *priv, uint64_t
 	vp->ops = ops;
 	vp->priv = priv;
 	vp->pci = dev;
-	vp->host_features = features | (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_ACCESS_PLATFORM) |
-			    (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+	vp->host_features = features | (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_ACCESS_PLATFORM);
 	vp->queues = calloc(ops->num_queues, sizeof(*vp->queues));
 	if (!vp->queues) {
 		free(dev);

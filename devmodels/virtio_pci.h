@@ -143,8 +143,9 @@ struct virtio_pci {
 
 /* Build the PCI function: allocates the pcidev (owned by the caller, freed
  * by pcidev_destroy, which calls ops->destroy). `features` are the device
- * type's own feature bits; the transport adds VERSION_1, ACCESS_PLATFORM and
- * INDIRECT_DESC. 0, -EINVAL, -ENOMEM. */
+ * type's own feature bits, with VIRTIO_RING_F_INDIRECT_DESC if the device
+ * offers indirect descriptors; the transport adds VERSION_1 and
+ * ACCESS_PLATFORM. 0, -EINVAL, -ENOMEM. */
 int virtio_pci_create(const struct virtio_pci_dev_ops *ops, void *priv, uint64_t features,
 		      struct viommu_rid rid, viommu_dev *dma, const struct pcidev_host *host,
 		      struct virtio_pci **out);

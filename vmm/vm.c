@@ -540,6 +540,7 @@ static void vtd_doorbell_rang(void *ctx, int fd)
 	if (!iothread_drain(fd))
 		return;
 	__atomic_fetch_add(&db->vm->vtd_doorbells_rung, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&db->vm->vtd_last_doorbell, db->value, __ATOMIC_RELAXED);
 	viommu_vtd_mmio_write(db->vm->vtd, VTD_IQT_OFF, db->value, 4);
 	vtd_timer_arm(db->vm, viommu_vtd_poll(db->vm->vtd));
 }
@@ -814,7 +815,8 @@ static int add_devices(struct vmm *vm)
 		if (r)
 			return r;
 		pci_host_template(vm->pci, &host);
-		struct virtio_blk_config_opts o = { .path = vm->opts.disk, .readonly = vm->opts.disk_ro };
+		struct virtio_blk_config_opts o = { .path = vm->opts.disk, .readonly = vm->opts.disk_ro,
+						   .no_indirect = !vm->opts.disk_indirect };
 		r = virtio_blk_create(&o, rid, pci_dma_dev(vm->pci, rid), &host, &dev);
 		if (r) {
 			vmm_log(vm, "cannot open disk %s: %s", vm->opts.disk, strerror(-r));

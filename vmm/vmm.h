@@ -107,6 +107,7 @@ struct vmm_opts {
 	unsigned cpus;
 	const char *disk;
 	int disk_ro;
+	int disk_indirect;  /* 1 on, 0 off, -1: the default (see main.c) */
 	const char *serial; /* "stdio" or a file */
 	const char *iommu;  /* "none" or "vtd..." as given */
 	int vtd;            /* --iommu vtd */
@@ -153,6 +154,7 @@ struct vmm {
 	struct vtd_doorbell *vtd_doorbells;
 	unsigned nr_vtd_doorbells;
 	uint64_t vtd_doorbells_rung; /* atomic */
+	uint32_t vtd_last_doorbell;  /* atomic: the tail value last rung */
 	unsigned odd_msis;           /* atomic: MSIs with an unusual delivery mode */
 
 	pthread_mutex_t exit_lock;

@@ -101,8 +101,11 @@ vmm_cmd() {
 		local vtd=vtd
 		[ "$cfg" != vmm-vtd-cm-strict ] || vtd=vtd,caching-mode=on
 		[ "$cfg" != vmm-vtd-iq-strict ] || vtd=vtd,iq-thread=on
+		# vmm-vtd-ind-strict: indirect descriptors offered, as QEMU does.
+		local disk=$W/disk.img
+		[ "$cfg" != vmm-vtd-ind-strict ] || disk=$W/disk.img,indirect=on
 		append="$append vm.bench_iommu=vtd vm.bench_strict=$strict"
-		CMD=("$VMM" --memory "$MEMORY" --cpus "$CPUS" --disk "$W/disk.img" --serial stdio
+		CMD=("$VMM" --memory "$MEMORY" --cpus "$CPUS" --disk "$disk" --serial stdio
 			--iommu "$vtd" --stats --kernel "$W/vmlinuz" --initrd "$W/initrd.img" --append "$append")
 		;;
 	vmm-off)

@@ -1217,6 +1217,30 @@ static void test_readonly(struct dm_env *env, viommu_dev *dma, const char *image
 	CHECK_EQ(blk_req(&v, T_FLUSH, 0, 0, 0, NULL), ST_OK);
 	pcidev_destroy(d);
 
+	dm_case("no indirect descriptors");
+	o = (struct virtio_blk_config_opts){.path = image, .no_indirect = 1};
+	d = NULL;
+	CHECK_EQ(virtio_blk_create(&o, (struct viommu_rid){0, 0, 0x08}, dma, &h, &d), 0);
+	if (d) {
+		struct drv w = {.env = env, .d = d};
+		/* Not offered: a driver that wants it does not get it. */
+		CHECK_EQ(drv_init(&w, WANT_ALL, 1, 64), 0);
+		CHECK(!(w.features & (1ull << F_INDIRECT)));
+		CHECK_EQ(blk_req(&w, T_IN, 10, G_DATA, 1024, NULL), ST_OK);
+		CHECK(memcmp(env->ram + G_DATA, before, 1024) == 0);
+		/* A driver that uses one anyway breaks the queue. */
+		struct buf t[] = {{G_HDR, 16, 0}, {G_DATA, 512, D_WRITE}, {G_STATUS, 1, D_WRITE}};
+		dm_put(env, G_HDR, 4, T_IN);
+		dm_put(env, G_HDR + 8, 8, 0);
+		put_descs(&w, G_INDIRECT, 0, t, 3);
+		struct buf head = {G_INDIRECT, 3 * 16, D_INDIRECT};
+		put_descs(&w, G_DESC, 5, &head, 1);
+		publish(&w, 5);
+		kick(&w);
+		CHECK(status(&w) & S_NEEDS_RESET);
+		pcidev_destroy(d);
+	}
+
 	dm_case("create errors");
 	char missing[600];
 	snprintf(missing, sizeof(missing), "%s.missing/img", image);

@@ -18,6 +18,7 @@ check 'cpus takes' "$vmm" --kernel "$tiny" --cpus 0
 check 'memory takes' "$vmm" --kernel "$tiny" --memory 10
 check 'iommu takes' "$vmm" --kernel "$tiny" --iommu bogus
 check 'unexpected argument' "$vmm" --kernel "$tiny" extra
+check 'needs a file name' "$vmm" --kernel "$tiny" --disk ,ro,indirect=off
 check 'not a bzImage' "$vmm" --kernel "$0"
 check 'cannot read kernel' "$vmm" --kernel /nonexistent/kernel
 "$vmm" --help | grep -q -- '--disk FILE' || { echo "FAIL: --help"; fail=1; }
