@@ -145,10 +145,13 @@ static uint8_t blk_in(struct vblk *b, struct vq *vq, const struct vq_chain *c, u
 		struct iovec iov[VBLK_IOV];
 		unsigned n;
 		uint64_t mapped;
-		int r = vq_chain_map(vq, c, 1, off, len - off, iov, VBLK_IOV, &n, &mapped);
-		if (r == -EINVAL || (!r && !mapped))
+		struct viommu_dma_hold hold;
+		int r = vq_chain_map(vq, c, 1, off, len - off, iov, VBLK_IOV, &n, &mapped, &hold);
+		if (r == -EINVAL)
 			return VIRTIO_BLK_S_IOERR;
-		if (mapped && rw_full(b->fd, iov, n, sector * VBLK_SECTOR + off, 0))
+		int io = mapped ? rw_full(b->fd, iov, n, sector * VBLK_SECTOR + off, 0) : 0;
+		vq_chain_unhold(vq, &hold);
+		if (io || (!r && !mapped))
 			return VIRTIO_BLK_S_IOERR;
 		*written += (uint32_t)mapped;
 		if (r)
@@ -175,11 +178,14 @@ static uint8_t blk_out(struct vblk *b, struct vq *vq, const struct vq_chain *c, 
 		struct iovec iov[VBLK_IOV];
 		unsigned n;
 		uint64_t mapped;
-		int r = vq_chain_map(vq, c, 0, VBLK_HDR_LEN + off, len - off, iov, VBLK_IOV, &n, &mapped);
-		if (r || !mapped)
-			return VIRTIO_BLK_S_IOERR; /* a fault is in the IOMMU's log */
-		if (rw_full(b->fd, iov, n, sector * VBLK_SECTOR + off, 1))
+		struct viommu_dma_hold hold;
+		int r = vq_chain_map(vq, c, 0, VBLK_HDR_LEN + off, len - off, iov, VBLK_IOV, &n, &mapped, &hold);
+		if (r == -EINVAL)
 			return VIRTIO_BLK_S_IOERR;
+		int io = (!r && mapped) ? rw_full(b->fd, iov, n, sector * VBLK_SECTOR + off, 1) : 0;
+		vq_chain_unhold(vq, &hold);
+		if (r || !mapped || io)
+			return VIRTIO_BLK_S_IOERR; /* a fault is in the IOMMU's log */
 		off += mapped;
 	}
 	return VIRTIO_BLK_S_OK;

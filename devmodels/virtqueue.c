@@ -424,15 +424,38 @@ static int map_piece(void *ctx, uint64_t addr, uint64_t n, uint64_t pos, uint64_
 }
 
 int vq_chain_map(struct vq *vq, const struct vq_chain *c, int writable, uint64_t off, uint64_t len,
-		 struct iovec *iov, unsigned max, unsigned *n, uint64_t *mapped)
+		 struct iovec *iov, unsigned max, unsigned *n, uint64_t *mapped, struct viommu_dma_hold *hold)
 {
-	struct map_ctx x = {
-		.vq = vq,
-		.access = writable ? VIOMMU_ACCESS_WRITE : VIOMMU_ACCESS_READ,
-		.iov = iov,
-		.max = max,
-	};
-	int r = chain_walk(c, writable, off, len, map_piece, &x, mapped);
-	*n = x.n;
-	return r == 1 ? 0 : r;
+	for (;;) {
+		struct map_ctx x = {
+			.vq = vq,
+			.access = writable ? VIOMMU_ACCESS_WRITE : VIOMMU_ACCESS_READ,
+			.iov = iov,
+			.max = max,
+		};
+		viommu_dma_hold_start(vq->dma, hold);
+		int r = chain_walk(c, writable, off, len, map_piece, &x, mapped);
+		*n = x.n;
+		if (r == -EINVAL)
+			return r;
+		if (viommu_dma_hold_enter(vq->dma, hold) == 0)
+			return r == 1 ? 0 : r;
+		/* A drain ran while we mapped: what we got may be gone. Map
+		 * again, unless the map faulted: that fault is recorded, so
+		 * it stands (with nothing before it moved) rather than be
+		 * recorded twice. */
+		if (r == -EFAULT) {
+			*n = 0;
+			*mapped = 0;
+			do
+				viommu_dma_hold_start(vq->dma, hold);
+			while (viommu_dma_hold_enter(vq->dma, hold));
+			return r;
+		}
+	}
+}
+
+void vq_chain_unhold(struct vq *vq, struct viommu_dma_hold *hold)
+{
+	viommu_dma_hold_end(vq->dma, hold);
 }

@@ -147,9 +147,11 @@ int vq_chain_write(struct vq *vq, const struct vq_chain *c, uint64_t off, const 
  * *mapped is len or the iovecs ran out first; -EFAULT when the byte at
  * *mapped faults (recorded once, in the IOMMU's log and vq->fault: the
  * caller moves the bytes before it and fails the request, as a copy
- * would); -EINVAL beyond the chain's bytes. Use the addresses at once: an
- * invalidation ends the permission to (viommu_dma_map_ptr). */
+ * would); -EINVAL beyond the chain's bytes. Unless -EINVAL, the transfer is
+ * held (viommu_dma_hold_*): an invalidation the guest waits for waits for
+ * it; do the I/O without calling into viommu, then vq_chain_unhold. */
 int vq_chain_map(struct vq *vq, const struct vq_chain *c, int writable, uint64_t off, uint64_t len,
-		 struct iovec *iov, unsigned max, unsigned *n, uint64_t *mapped);
+		 struct iovec *iov, unsigned max, unsigned *n, uint64_t *mapped, struct viommu_dma_hold *hold);
+void vq_chain_unhold(struct vq *vq, struct viommu_dma_hold *hold);
 
 #endif /* VIOMMU_DEVMODELS_VIRTQUEUE_H */

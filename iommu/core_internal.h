@@ -396,6 +396,13 @@ struct viommu {
 	struct stat_shard stat_shards[STAT_SHARDS];
 	uint64_t stat_shared[ST_COUNT]; /* atomic: threads without a shard */
 
+	/* Zero-copy transfers (viommu_dma_hold_*) and their drain: a
+	 * generation the drain bumps, and per epoch the holds in flight. */
+	uint64_t hold_gen;         /* atomic */
+	uint32_t hold_epoch;       /* atomic: 0 or 1 */
+	uint64_t hold_count[2];    /* atomic */
+	uint32_t drain_busy;       /* atomic: one drain at a time */
+
 	/* counters (atomic) */
 	uint64_t st_irq_remapped, st_irq_passed, st_irq_faults;
 	uint64_t st_walks, st_refs, st_faults, st_invalidations;

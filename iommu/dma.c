@@ -6,7 +6,9 @@
 #include "core_internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
+#include <time.h>
 
 static void dma_fault(viommu_dev *dev, struct viommu_fault_record *rec, struct viommu_fault_record *out)
 {
@@ -423,4 +425,64 @@ int viommu_dma_map_ptr(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint64_t 
 	*host = viommu_mem_ptr(v->mem, start, got, writable);
 	*maplen = got;
 	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Zero-copy transfers and the drain (see dma.h)                            */
+
+void viommu_dma_hold_start(viommu_dev *dev, struct viommu_dma_hold *h)
+{
+	if (!dev || !h)
+		return;
+	h->gen = __atomic_load_n(&dev->v->hold_gen, __ATOMIC_SEQ_CST);
+	h->epoch = 0;
+}
+
+int viommu_dma_hold_enter(viommu_dev *dev, struct viommu_dma_hold *h)
+{
+	if (!dev || !h)
+		return -EINVAL;
+	viommu *v = dev->v;
+	uint32_t e = __atomic_load_n(&v->hold_epoch, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&v->hold_count[e], 1, __ATOMIC_SEQ_CST);
+	/* Counted while e is still the epoch: the next drain, which flips
+	 * away from e, waits for us. If a drain flipped first, or ran at all
+	 * since our start (its invalidations may have removed what we
+	 * mapped), step out and map again. */
+	if (__atomic_load_n(&v->hold_epoch, __ATOMIC_SEQ_CST) != e ||
+	    __atomic_load_n(&v->hold_gen, __ATOMIC_SEQ_CST) != h->gen) {
+		__atomic_fetch_sub(&v->hold_count[e], 1, __ATOMIC_SEQ_CST);
+		return -EAGAIN;
+	}
+	h->epoch = e;
+	return 0;
+}
+
+void viommu_dma_hold_end(viommu_dev *dev, struct viommu_dma_hold *h)
+{
+	if (!dev || !h)
+		return;
+	__atomic_fetch_sub(&dev->v->hold_count[h->epoch], 1, __ATOMIC_SEQ_CST);
+}
+
+void viommu_dma_drain(viommu *v)
+{
+	if (!v)
+		return;
+	while (__atomic_exchange_n(&v->drain_busy, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+	__atomic_fetch_add(&v->hold_gen, 1, __ATOMIC_SEQ_CST);
+	/* New holds go to the other epoch; wait out the old one. The wait is
+	 * as long as the transfers (disk I/O): yield, then sleep. */
+	uint32_t old = __atomic_load_n(&v->hold_epoch, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&v->hold_epoch, old ^ 1u, __ATOMIC_SEQ_CST);
+	for (unsigned spins = 0; __atomic_load_n(&v->hold_count[old], __ATOMIC_SEQ_CST); spins++) {
+		if (spins < 64) {
+			sched_yield();
+		} else {
+			struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	__atomic_store_n(&v->drain_busy, 0, __ATOMIC_RELEASE);
 }

@@ -90,6 +90,45 @@ VIOMMU_API int viommu_dma_map_ptr(viommu_dev *dev, uint32_t pasid, uint64_t iova
 				  uint32_t access, void **host, uint64_t *maplen,
 				  struct viommu_fault_record *fault);
 
+/*
+ * Zero-copy transfers: a device model that does slow I/O (a disk read)
+ * straight into or out of the pointers viommu_dma_map_ptr gives holds them
+ * across the I/O. An invalidation that the guest is told is complete must
+ * not leave such a transfer still using a translation it removed; real
+ * hardware drains translated requests before it completes an invalidation
+ * wait. So the transfer is bracketed:
+ *
+ *     struct viommu_dma_hold h;
+ *     do {
+ *         viommu_dma_hold_start(dev, &h);
+ *         ... viommu_dma_map_ptr() for the buffers ...
+ *     } while (viommu_dma_hold_enter(dev, &h) == -EAGAIN);
+ *     ... the I/O on the pointers ...
+ *     viommu_dma_hold_end(dev, &h);
+ *
+ * and a front-end calls viommu_dma_drain before it reports invalidations
+ * complete (VT-d: an invalidation wait descriptor, register-based
+ * invalidation). The drain waits for every transfer that entered before it;
+ * one that maps before a drain but enters after it is told to map again
+ * (-EAGAIN: a translation it got may be gone). Mapping takes no part in the
+ * hold, so a front-end may drain with its own locks held; the I/O between
+ * enter and end must not call into viommu (it would wait on a drain that
+ * waits on it). A map that faulted needs no second try: the fault was
+ * recorded with the translation of its time.
+ */
+struct viommu_dma_hold {
+	uint64_t gen;
+	uint32_t epoch;
+};
+
+VIOMMU_API void viommu_dma_hold_start(viommu_dev *dev, struct viommu_dma_hold *h);
+/* 0: the transfer is held (call viommu_dma_hold_end after the I/O);
+ * -EAGAIN: a drain ran since start: map again. -EINVAL on NULL. */
+VIOMMU_API int viommu_dma_hold_enter(viommu_dev *dev, struct viommu_dma_hold *h);
+VIOMMU_API void viommu_dma_hold_end(viommu_dev *dev, struct viommu_dma_hold *h);
+/* Wait until every transfer held before this call has ended. Takes NULL. */
+VIOMMU_API void viommu_dma_drain(viommu *v);
+
 #ifdef __cplusplus
 }
 #endif

@@ -767,6 +767,8 @@ static void ccmd_run(struct viommu_vtd *t)
 	if (cirg)
 		cc_invalidate(t, cirg, (uint16_t)(t->ccmd & VTD_CCMD_DID_MASK),
 			      (uint16_t)(t->ccmd >> VTD_CCMD_SID_SHIFT), (unsigned)((t->ccmd >> VTD_CCMD_FM_SHIFT) & 3));
+	/* Transfers still using what went: done before ICC reads clear. */
+	viommu_dma_drain(t->v);
 	/* CAIG 0 says the request was not carried out. */
 	t->ccmd &= ~(VTD_CCMD_ICC | 3ull << VTD_CCMD_CAIG_SHIFT);
 	t->ccmd |= (uint64_t)cirg << VTD_CCMD_CAIG_SHIFT;
@@ -779,6 +781,7 @@ static void iotlb_run(struct viommu_vtd *t)
 	if (iirg)
 		iaig = tlb_invalidate(t, iirg, (uint16_t)(t->iotlb >> VTD_IOTLB_DID_SHIFT), t->iva & VTD_IVA_ADDR_MASK,
 				      (unsigned)(t->iva & VTD_IVA_AM_MASK));
+	viommu_dma_drain(t->v); /* as in ccmd_run */
 	t->iotlb &= ~(VTD_IOTLB_IVT | 3ull << VTD_IOTLB_IAIG_SHIFT);
 	t->iotlb |= (uint64_t)iaig << VTD_IOTLB_IAIG_SHIFT;
 }
@@ -804,6 +807,10 @@ static void iec_invalidate(struct viommu_vtd *t, uint64_t lo)
 /* The wait descriptor's completion: status write, then interrupt (6.5.2.8). */
 static void wait_complete(struct viommu_vtd *t, uint64_t lo, uint64_t hi, struct vtd_irqs *irq)
 {
+	/* Zero-copy transfers that may use a translation the descriptors
+	 * before this one removed finish first (the drain a real unit does
+	 * for requests it translated already). */
+	viommu_dma_drain(t->v);
 	if (lo & VTD_WAIT_SW) {
 		uint32_t data = (uint32_t)(lo >> 32);
 		uint8_t b[4] = { (uint8_t)data, (uint8_t)(data >> 8), (uint8_t)(data >> 16), (uint8_t)(data >> 24) };
