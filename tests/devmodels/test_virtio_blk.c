@@ -768,6 +768,59 @@ static void test_paging_faults(struct dm_env *env, const char *image)
 		CHECK_EQ(drv_init(&v, WANT_ALL, 1, 16), 0);
 		CHECK_EQ(blk_req(&v, T_IN, 0, G_DATA, 512, NULL), ST_OK);
 	}
+	dm_case("paging domain: a 512 KiB read into 128 scattered pages (more than one preadv takes)");
+	{
+		/* IOVA page i -> guest page 127 - i of G_DATA2: every page a
+		 * buffer of its own for the device. */
+		const uint64_t w = 0xa0000000ull, pages = 128;
+		for (uint64_t i = 0; i < pages; i++)
+			CHECK_EQ(viommu_domain_map(dom, w + i * 4096, G_DATA2 + (pages - 1 - i) * 4096, 4096,
+						   VIOMMU_PERM_READ | VIOMMU_PERM_WRITE, &done),
+				 0);
+		uint8_t *img = malloc(pages * 4096);
+		CHECK(img != NULL);
+		if (img) {
+			read_image(fd, 0, img, pages * 4096);
+			memset(env->ram + G_DATA2, 0x5a, pages * 4096);
+			uint32_t used = 0;
+			CHECK_EQ(blk_req(&v, T_IN, 0, w - off, (uint32_t)(pages * 4096), &used), ST_OK);
+			CHECK_EQ(used, pages * 4096 + 1);
+			int same = 1;
+			for (uint64_t i = 0; i < pages; i++)
+				same &= !memcmp(env->ram + G_DATA2 + (pages - 1 - i) * 4096, img + i * 4096, 4096);
+			CHECK(same);
+
+			dm_case("paging domain: the same read with page 100 unmapped: 100 pages, then IOERR + one fault");
+			CHECK_EQ(viommu_domain_unmap(dom, w + 100 * 4096, 4096, &done), 0);
+			memset(env->ram + G_DATA2, 0x5a, pages * 4096);
+			faults = env->nr_faults;
+			CHECK_EQ(blk_req(&v, T_IN, 0, w - off, (uint32_t)(pages * 4096), &used), ST_IOERR);
+			CHECK_EQ(used, 100 * 4096 + 1);
+			CHECK_EQ(env->nr_faults, faults + 1);
+			CHECK_EQ(dm_last_fault(env).addr, w + 100 * 4096);
+			same = 1;
+			for (uint64_t i = 0; i < 100; i++)
+				same &= !memcmp(env->ram + G_DATA2 + (pages - 1 - i) * 4096, img + i * 4096, 4096);
+			CHECK(same);
+			/* nothing past the fault */
+			for (uint64_t i = 101; i < pages; i++)
+				CHECK_EQ(env->ram[G_DATA2 + (pages - 1 - i) * 4096], 0x5a);
+
+			dm_case("paging domain: a 512 KiB write from 128 scattered pages");
+			CHECK_EQ(viommu_domain_map(dom, w + 100 * 4096, G_DATA2 + 27 * 4096, 4096,
+						   VIOMMU_PERM_READ | VIOMMU_PERM_WRITE, &done),
+				 0);
+			for (uint64_t i = 0; i < pages; i++)
+				fill_pattern(env->ram + G_DATA2 + (pages - 1 - i) * 4096, 4096, (uint32_t)(40 + i));
+			CHECK_EQ(blk_req(&v, T_OUT, 1024, w - off, (uint32_t)(pages * 4096), NULL), ST_OK);
+			read_image(fd, 1024 * 512, img, pages * 4096);
+			same = 1;
+			for (uint64_t i = 0; i < pages; i++)
+				same &= !memcmp(env->ram + G_DATA2 + (pages - 1 - i) * 4096, img + i * 4096, 4096);
+			CHECK(same);
+			free(img);
+		}
+	}
 	close(fd);
 	pcidev_destroy(d);
 	viommu_dev_destroy(dma);
