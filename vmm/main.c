@@ -267,15 +267,7 @@ int main(int argc, char **argv)
 		if (vm.vtd_doorbells)
 			fprintf(stderr, "viommu-vmm: vtd iq_doorbells=%llu (served by the I/O thread)\n",
 				(unsigned long long)__atomic_load_n(&vm.vtd_doorbells_rung, __ATOMIC_RELAXED));
-		/* Where the invalidation queue stands: a guest that hung waiting
-		 * for an invalidation shows here whether the unit got its tail. */
-		if (vm.vtd)
-			fprintf(stderr, "viommu-vmm: vtd iqh=%#llx iqt=%#llx fsts=%#llx ics=%#llx last_doorbell=%#x\n",
-				(unsigned long long)viommu_vtd_mmio_read(vm.vtd, 0x80, 8),
-				(unsigned long long)viommu_vtd_mmio_read(vm.vtd, 0x88, 8),
-				(unsigned long long)viommu_vtd_mmio_read(vm.vtd, 0x34, 4),
-				(unsigned long long)viommu_vtd_mmio_read(vm.vtd, 0x9c, 4),
-				__atomic_load_n(&vm.vtd_last_doorbell, __ATOMIC_RELAXED));
+		vmm_vtd_print_queue(&vm, stderr);
 	}
 	vmm_teardown(&vm);
 	if (code < 0)

@@ -522,7 +522,11 @@ static void ir_changed(void *ctx, uint32_t first, uint32_t count)
  * Writes to other registers exit as usual (a read-only slot turns writes
  * into MMIO exits).
  */
-#define VTD_IQT_OFF 0x88u /* VT-d 11.4.9.2, Invalidation Queue Tail */
+/* VT-d register offsets (11.4) the VMM reads or wires itself. */
+#define VTD_FSTS_OFF 0x34u
+#define VTD_IQH_OFF 0x80u
+#define VTD_IQT_OFF 0x88u /* 11.4.9.2, Invalidation Queue Tail */
+#define VTD_ICS_OFF 0x9cu
 #define VTD_DOORBELLS 256u
 #define VMM_SLOT_VTD_MIRROR VMM_MAX_MEMSLOTS /* past the slots vmm_memslot_add hands out */
 
@@ -543,6 +547,20 @@ static void vtd_doorbell_rang(void *ctx, int fd)
 	__atomic_store_n(&db->vm->vtd_last_doorbell, db->value, __ATOMIC_RELAXED);
 	viommu_vtd_mmio_write(db->vm->vtd, VTD_IQT_OFF, db->value, 4);
 	vtd_timer_arm(db->vm, viommu_vtd_poll(db->vm->vtd));
+}
+
+void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
+{
+	/* Where the invalidation queue stands: a guest that hung waiting for
+	 * an invalidation shows here whether the unit got its tail. */
+	if (!vm->vtd)
+		return;
+	fprintf(f, "viommu-vmm: vtd iqh=%#llx iqt=%#llx fsts=%#llx ics=%#llx last_doorbell=%#x\n",
+		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8),
+		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_IQT_OFF, 8),
+		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_FSTS_OFF, 4),
+		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_ICS_OFF, 4),
+		__atomic_load_n(&vm->vtd_last_doorbell, __ATOMIC_RELAXED));
 }
 
 /* A completion delayed by fault injection is due: with the mirror no

@@ -176,6 +176,8 @@ void vmm_request_exit(struct vmm *vm, int code, const char *fmt, ...) __attribut
 int vmm_exiting(struct vmm *vm);
 /* Deliver an MSI (already remapped, or with no IOMMU) to KVM. */
 int vmm_signal_msi(struct vmm *vm, uint64_t addr, uint32_t data);
+/* --stats: IQH, IQT, FSTS, ICS and the last doorbell of the VT-d unit. */
+void vmm_vtd_print_queue(struct vmm *vm, FILE *f);
 /* Deliver an MSI from a requester: through interrupt remapping when on. */
 int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data);
 void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);

@@ -72,27 +72,22 @@ sample() {
 	/bin/viommu-bench-odirect --label "$1" ${4:-} /dev/vda "$2" "$3" >>/tmp/bench.out || fail "$1: reads of $2"
 	echo "@@$1e"
 }
-echo "@@read1m"
-i=1
-while [ "$i" -le "$reps" ]; do
-	sample "m1s$i" 1M "$m1"
-	i=$((i + 1))
-done
-echo "@@read4k"
-i=1
-while [ "$i" -le "$reps" ]; do
-	sample "k4s$i" 4k "$k4"
-	i=$((i + 1))
-done
+# phase NAME PREFIX BS COUNT [READER OPTION]: the phase marker, then $reps
+# samples PREFIX1..PREFIXn.
+phase() {
+	echo "@@$1"
+	i=1
+	while [ "$i" -le "$reps" ]; do
+		sample "$2$i" "$3" "$4" ${5:-}
+		i=$((i + 1))
+	done
+}
+phase read1m m1s 1M "$m1"
+phase read4k k4s 4k "$k4"
 # The 1 MiB reads again into a buffer whose every 4 KiB page is its own
 # DMA segment (and, strict, its own invalidation): the worst case of a
 # fragmented buffer.
-echo "@@read1mx"
-i=1
-while [ "$i" -le "$reps" ]; do
-	sample "m1x$i" 1M "$m1" --scatter
-	i=$((i + 1))
-done
+phase read1mx m1x 1M "$m1" --scatter
 echo "@@done"
 cat /tmp/bench.out
 exit 0
