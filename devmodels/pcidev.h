@@ -221,7 +221,13 @@ struct virtio_blk_config_opts {
 	 * more invalidation (and with caching mode, one more map
 	 * notification); a request then takes a ring entry per buffer. */
 	int no_indirect;
+	/* Request queues, 1..VIRTIO_BLK_MAX_QUEUES (0: one). More than one
+	 * offers VIRTIO_BLK_F_MQ: Linux then gives each vCPU a queue of its own
+	 * whose interrupt goes to that vCPU, so a request served on the vCPU
+	 * that submitted it completes there, without waking another. */
+	unsigned queues;
 };
+#define VIRTIO_BLK_MAX_QUEUES 32u
 /* virtio-blk over the modern virtio-pci transport, offering
  * VIRTIO_F_ACCESS_PLATFORM (so the guest uses its DMA API and IOMMU).
  * Layout: BAR1 (32-bit memory, 4 KiB) holds the MSI-X table (2 vectors:

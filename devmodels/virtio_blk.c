@@ -32,6 +32,7 @@
 #define VIRTIO_BLK_F_RO 5
 #define VIRTIO_BLK_F_BLK_SIZE 6
 #define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_MQ 12
 
 /* 5.2.4: configuration layout */
 #define VBLK_CFG_CAPACITY 0x00 /* le64, 512-byte sectors */
@@ -63,6 +64,7 @@
 #define VBLK_POPS_PER_ENTRY 4u
 
 struct vblk {
+	struct virtio_pci_dev_ops ops; /* the type's, with this device's queue count */
 	struct virtio_pci *vp;
 	int fd;
 	int readonly;
@@ -95,7 +97,7 @@ static uint64_t vblk_config_read(struct virtio_pci *vp, unsigned off, unsigned l
 	/* Two buffers go to the header and the status. */
 	le_put(img + VBLK_CFG_SEG_MAX, 4, VBLK_QUEUE_MAX - 2);
 	le_put(img + VBLK_CFG_BLK_SIZE, 4, VBLK_SECTOR);
-	le_put(img + VBLK_CFG_NUM_QUEUES, 2, 1);
+	le_put(img + VBLK_CFG_NUM_QUEUES, 2, b->ops.num_queues);
 	return le_get(img + off, len);
 }
 
@@ -298,7 +300,7 @@ int virtio_blk_create(const struct virtio_blk_config_opts *opts, struct viommu_r
 {
 	int r;
 
-	if (!opts || !opts->path || !dma || !out)
+	if (!opts || !opts->path || !dma || !out || opts->queues > VIRTIO_BLK_MAX_QUEUES)
 		return -EINVAL;
 	*out = NULL;
 	struct vblk *b = calloc(1, sizeof(*b));
@@ -326,7 +328,12 @@ int virtio_blk_create(const struct virtio_blk_config_opts *opts, struct viommu_r
 		features |= 1ull << VIRTIO_BLK_F_RO;
 	if (!opts->no_indirect)
 		features |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
-	r = virtio_pci_create(&vblk_ops, b, features, rid, dma, host, &b->vp);
+	b->ops = vblk_ops;
+	b->ops.num_queues = opts->queues ? opts->queues : 1;
+	/* 5.2.3: num_queues is valid with VIRTIO_BLK_F_MQ only. */
+	if (b->ops.num_queues > 1)
+		features |= 1ull << VIRTIO_BLK_F_MQ;
+	r = virtio_pci_create(&b->ops, b, features, rid, dma, host, &b->vp);
 	if (r)
 		goto fail;
 	*out = b->vp->pci;

@@ -66,7 +66,7 @@ static void raise_irq(struct virtio_pci *vp, uint16_t vector, uint8_t isr_bit)
 			pcidev_notify(vp->pci, vector);
 		return;
 	}
-	vp->isr |= isr_bit;
+	__atomic_fetch_or(&vp->isr, isr_bit, __ATOMIC_SEQ_CST);
 	pcidev_notify(vp->pci, 0);
 }
 
@@ -74,48 +74,58 @@ void virtio_pci_queue_interrupt(struct virtio_pci *vp, unsigned q)
 {
 	if (q >= vp->ops->num_queues || !vq_should_notify(&vp->queues[q].vq))
 		return;
-	raise_irq(vp, vp->queues[q].vector, VIRTIO_ISR_QUEUE);
+	raise_irq(vp, __atomic_load_n(&vp->queues[q].vector, __ATOMIC_SEQ_CST), VIRTIO_ISR_QUEUE);
 }
 
 void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why)
 {
-	if (vp->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
+	/* From a queue being served (its lock held) or under the device
+	 * lock: the status bit is set atomically, once. */
+	uint8_t old = __atomic_fetch_or(&vp->status, VIRTIO_STATUS_DEVICE_NEEDS_RESET, __ATOMIC_SEQ_CST);
+	if (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
 		return;
-	vp->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
 	pcidev_logf(vp->pci, "device needs reset: %s", why);
 	/* 2.1.2: with DRIVER_OK set, tell the driver. */
-	if (vp->status & VIRTIO_STATUS_DRIVER_OK)
-		raise_irq(vp, vp->config_vector, VIRTIO_ISR_CONFIG);
+	if (old & VIRTIO_STATUS_DRIVER_OK)
+		raise_irq(vp, __atomic_load_n(&vp->config_vector, __ATOMIC_SEQ_CST), VIRTIO_ISR_CONFIG);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Device status and reset                                                  */
 
+/* With the device lock held. A queue being served on another vCPU finishes
+ * first (its lock is taken): no request is half served across a reset. */
 static void device_reset(struct virtio_pci *vp)
 {
-	vp->status = 0;
+	for (unsigned q = 0; q < vp->ops->num_queues; q++)
+		pthread_mutex_lock(&vp->queues[q].lock);
+	__atomic_store_n(&vp->status, 0, __ATOMIC_SEQ_CST);
 	vp->guest_features = 0;
 	vp->dfselect = vp->gfselect = 0;
-	vp->config_vector = VIRTIO_MSI_NO_VECTOR;
+	__atomic_store_n(&vp->config_vector, VIRTIO_MSI_NO_VECTOR, __ATOMIC_SEQ_CST);
 	vp->queue_select = 0;
-	vp->isr = 0;
+	__atomic_store_n(&vp->isr, 0, __ATOMIC_SEQ_CST);
 	pcidev_intx_clear(vp->pci);
 	for (unsigned q = 0; q < vp->ops->num_queues; q++) {
 		struct virtio_pci_queue *vq = &vp->queues[q];
 		vq_reset(&vq->vq);
 		vq->size = vp->ops->queue_max;
-		vq->vector = VIRTIO_MSI_NO_VECTOR;
+		__atomic_store_n(&vq->vector, VIRTIO_MSI_NO_VECTOR, __ATOMIC_SEQ_CST);
 		vq->enabled = 0;
 		vq->desc = vq->driver = vq->device = 0;
 	}
 	if (vp->ops->reset)
 		vp->ops->reset(vp);
+	for (unsigned q = vp->ops->num_queues; q-- > 0;)
+		pthread_mutex_unlock(&vp->queues[q].lock);
 }
 
-static void process_queue(struct virtio_pci *vp, unsigned q)
+/* Serve queue q, with its lock (and maybe the device lock) held. */
+static void serve_queue(struct virtio_pci *vp, unsigned q)
 {
-	if (!(vp->status & VIRTIO_STATUS_DRIVER_OK) ||
-	    (vp->status & (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED)) || !vp->queues[q].enabled)
+	uint8_t st = __atomic_load_n(&vp->status, __ATOMIC_SEQ_CST);
+	if (!(st & VIRTIO_STATUS_DRIVER_OK) || (st & (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED)) ||
+	    !vp->queues[q].enabled)
 		return;
 	/* No DMA without bus mastering: leave the buffers for later. */
 	if (!pcidev_bus_master(vp->pci)) {
@@ -123,6 +133,13 @@ static void process_queue(struct virtio_pci *vp, unsigned q)
 		return;
 	}
 	vp->ops->queue_notify(vp, q);
+}
+
+static void process_queue(struct virtio_pci *vp, unsigned q)
+{
+	pthread_mutex_lock(&vp->queues[q].lock);
+	serve_queue(vp, q);
+	pthread_mutex_unlock(&vp->queues[q].lock);
 }
 
 /* 3.1.1 step 5: the device accepts only features it offered, and (being a
@@ -147,13 +164,14 @@ static void status_write(struct virtio_pci *vp, uint8_t val)
 		device_reset(vp);
 		return;
 	}
-	uint8_t old = vp->status;
+	uint8_t old = __atomic_load_n(&vp->status, __ATOMIC_SEQ_CST);
 	/* Bits stay set until a reset (the driver never clears them, 2.1.1);
-	 * DEVICE_NEEDS_RESET is the device's. */
+	 * DEVICE_NEEDS_RESET is the device's (set atomically by a queue being
+	 * served, so only new bits are ORed in). */
 	uint8_t nv = (uint8_t)((val & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET) | old);
 	if ((nv & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK) && !features_ok(vp))
 		nv &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
-	vp->status = nv;
+	__atomic_fetch_or(&vp->status, nv, __ATOMIC_SEQ_CST);
 	if ((nv & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
 		if (!(nv & VIRTIO_STATUS_FEATURES_OK)) {
 			virtio_pci_needs_reset(vp, "DRIVER_OK without FEATURES_OK");
@@ -172,19 +190,22 @@ static void queue_enable(struct virtio_pci *vp, unsigned q)
 
 	if (pq->enabled)
 		return;
-	if (!(vp->status & VIRTIO_STATUS_FEATURES_OK)) {
+	if (!(__atomic_load_n(&vp->status, __ATOMIC_SEQ_CST) & VIRTIO_STATUS_FEATURES_OK)) {
 		virtio_pci_needs_reset(vp, "queue enabled before FEATURES_OK");
 		return;
 	}
-	if (vq_setup(&pq->vq, pq->size, pq->desc, pq->driver, pq->device,
-		     virtio_pci_has_feature(vp, VIRTIO_RING_F_INDIRECT_DESC))) {
+	pthread_mutex_lock(&pq->lock);
+	int bad = vq_setup(&pq->vq, pq->size, pq->desc, pq->driver, pq->device,
+			   virtio_pci_has_feature(vp, VIRTIO_RING_F_INDIRECT_DESC));
+	if (!bad)
+		pq->enabled = 1;
+	pthread_mutex_unlock(&pq->lock);
+	if (bad) {
 		snprintf(why, sizeof(why), "queue %u: bad layout (size %u, desc %#llx, driver %#llx, device %#llx)", q,
 			 pq->size, (unsigned long long)pq->desc, (unsigned long long)pq->driver,
 			 (unsigned long long)pq->device);
 		virtio_pci_needs_reset(vp, why);
-		return;
 	}
-	pq->enabled = 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -204,16 +225,16 @@ static void common_image(struct virtio_pci *vp, uint8_t img[VIRTIO_PCI_COMMON_LE
 	put_le(img + VIRTIO_PCI_COMMON_GFSELECT, 4, vp->gfselect);
 	if (vp->gfselect < 2)
 		put_le(img + VIRTIO_PCI_COMMON_GF, 4, vp->guest_features >> (32 * vp->gfselect));
-	put_le(img + VIRTIO_PCI_COMMON_MSIX, 2, vp->config_vector);
+	put_le(img + VIRTIO_PCI_COMMON_MSIX, 2, __atomic_load_n(&vp->config_vector, __ATOMIC_SEQ_CST));
 	put_le(img + VIRTIO_PCI_COMMON_NUMQ, 2, vp->ops->num_queues);
-	img[VIRTIO_PCI_COMMON_STATUS] = vp->status;
+	img[VIRTIO_PCI_COMMON_STATUS] = __atomic_load_n(&vp->status, __ATOMIC_SEQ_CST);
 	img[VIRTIO_PCI_COMMON_CFGGENERATION] = vp->config_generation;
 	put_le(img + VIRTIO_PCI_COMMON_Q_SELECT, 2, vp->queue_select);
 	struct virtio_pci_queue *pq = selected_queue(vp);
 	if (!pq)
 		return; /* queue_size 0: no such queue (4.1.4.3.2) */
 	put_le(img + VIRTIO_PCI_COMMON_Q_SIZE, 2, pq->size);
-	put_le(img + VIRTIO_PCI_COMMON_Q_MSIX, 2, pq->vector);
+	put_le(img + VIRTIO_PCI_COMMON_Q_MSIX, 2, __atomic_load_n(&pq->vector, __ATOMIC_SEQ_CST));
 	put_le(img + VIRTIO_PCI_COMMON_Q_ENABLE, 2, pq->enabled);
 	put_le(img + VIRTIO_PCI_COMMON_Q_NOFF, 2, vp->queue_select);
 	put_le(img + VIRTIO_PCI_COMMON_Q_DESCLO, 8, pq->desc);
@@ -243,14 +264,14 @@ static void common_field_write(struct virtio_pci *vp, unsigned field, const uint
 		break;
 	case VIRTIO_PCI_COMMON_GF:
 		/* Features are frozen once FEATURES_OK is set. */
-		if (!(vp->status & VIRTIO_STATUS_FEATURES_OK) && vp->gfselect < 2) {
+		if (!(__atomic_load_n(&vp->status, __ATOMIC_SEQ_CST) & VIRTIO_STATUS_FEATURES_OK) && vp->gfselect < 2) {
 			unsigned sh = 32 * vp->gfselect;
 			v = get_le(img + field, 4);
 			vp->guest_features = (vp->guest_features & ~(0xffffffffull << sh)) | (v << sh);
 		}
 		break;
 	case VIRTIO_PCI_COMMON_MSIX:
-		vp->config_vector = checked_vector(vp, get_le(img + field, 2));
+		__atomic_store_n(&vp->config_vector, checked_vector(vp, get_le(img + field, 2)), __ATOMIC_SEQ_CST);
 		break;
 	case VIRTIO_PCI_COMMON_STATUS:
 		status_write(vp, img[field]);
@@ -265,7 +286,7 @@ static void common_field_write(struct virtio_pci *vp, unsigned field, const uint
 		break;
 	case VIRTIO_PCI_COMMON_Q_MSIX:
 		if (pq)
-			pq->vector = checked_vector(vp, get_le(img + field, 2));
+			__atomic_store_n(&pq->vector, checked_vector(vp, get_le(img + field, 2)), __ATOMIC_SEQ_CST);
 		break;
 	case VIRTIO_PCI_COMMON_Q_ENABLE:
 		/* Writing 0 is not allowed (4.1.4.3.2); a reset disables. */
@@ -340,24 +361,28 @@ static uint64_t vp_bar_read(struct pcidev *dev, unsigned bar, uint64_t off, unsi
 
 	if (bar != VIRTIO_PCI_BAR)
 		return 0;
-	if (off < VIRTIO_PCI_ISR_OFF)
-		return common_read(vp, off - VIRTIO_PCI_COMMON_OFF, len);
-	if (off < VIRTIO_PCI_DEVICE_OFF) {
+	uint64_t v = 0;
+	if (off < VIRTIO_PCI_ISR_OFF) {
+		pthread_mutex_lock(&vp->lock);
+		v = common_read(vp, off - VIRTIO_PCI_COMMON_OFF, len);
+		pthread_mutex_unlock(&vp->lock);
+	} else if (off < VIRTIO_PCI_DEVICE_OFF) {
 		/* 4.1.4.5: reading the ISR clears it and deasserts INTx. */
 		if (off != VIRTIO_PCI_ISR_OFF)
 			return 0;
-		uint8_t isr = vp->isr;
-		vp->isr = 0;
+		pthread_mutex_lock(&vp->lock);
+		v = __atomic_exchange_n(&vp->isr, 0, __ATOMIC_SEQ_CST);
 		pcidev_intx_clear(dev);
-		return isr;
-	}
-	if (off < VIRTIO_PCI_NOTIFY_OFF) {
+		pthread_mutex_unlock(&vp->lock);
+	} else if (off < VIRTIO_PCI_NOTIFY_OFF) {
 		uint64_t o = off - VIRTIO_PCI_DEVICE_OFF;
 		if (o >= vp->ops->config_len || len > vp->ops->config_len - o)
 			return 0;
-		return vp->ops->config_read(vp, (unsigned)o, len);
+		pthread_mutex_lock(&vp->lock);
+		v = vp->ops->config_read(vp, (unsigned)o, len);
+		pthread_mutex_unlock(&vp->lock);
 	}
-	return 0; /* notify registers read as zero */
+	return v; /* notify registers read as zero */
 }
 
 static void vp_bar_write(struct pcidev *dev, unsigned bar, uint64_t off, uint64_t val, unsigned len)
@@ -367,14 +392,20 @@ static void vp_bar_write(struct pcidev *dev, unsigned bar, uint64_t off, uint64_
 	if (bar != VIRTIO_PCI_BAR)
 		return;
 	if (off < VIRTIO_PCI_ISR_OFF) {
+		pthread_mutex_lock(&vp->lock);
 		common_write(vp, off - VIRTIO_PCI_COMMON_OFF, val, len);
+		pthread_mutex_unlock(&vp->lock);
 	} else if (off < VIRTIO_PCI_DEVICE_OFF) {
 		/* ISR is read-only */
 	} else if (off < VIRTIO_PCI_NOTIFY_OFF) {
 		uint64_t o = off - VIRTIO_PCI_DEVICE_OFF;
-		if (vp->ops->config_write && o < vp->ops->config_len && len <= vp->ops->config_len - o)
+		if (vp->ops->config_write && o < vp->ops->config_len && len <= vp->ops->config_len - o) {
+			pthread_mutex_lock(&vp->lock);
 			vp->ops->config_write(vp, (unsigned)o, len, val);
+			pthread_mutex_unlock(&vp->lock);
+		}
 	} else {
+		/* A queue's notification takes that queue's lock only. */
 		/* 4.1.4.4: queue q's notify address is cap.offset +
 		 * queue_notify_off * multiplier; queue_notify_off is q. */
 		uint64_t o = off - VIRTIO_PCI_NOTIFY_OFF;
@@ -427,16 +458,23 @@ static void vp_config_written(struct pcidev *dev, unsigned off, unsigned len, ui
 
 static void vp_reset(struct pcidev *dev)
 {
-	device_reset(dev->priv);
+	struct virtio_pci *vp = dev->priv;
+	pthread_mutex_lock(&vp->lock);
+	device_reset(vp);
+	pthread_mutex_unlock(&vp->lock);
 }
 
 static void vp_free(struct virtio_pci *vp)
 {
 	if (vp->queues) {
-		for (unsigned q = 0; q < vp->ops->num_queues; q++)
+		for (unsigned q = 0; q < vp->nr_queue_locks; q++)
+			pthread_mutex_destroy(&vp->queues[q].lock);
+		for (unsigned q = 0; q < vp->nr_queues; q++)
 			vq_fini(&vp->queues[q].vq);
 		free(vp->queues);
 	}
+	if (vp->lock_ready)
+		pthread_mutex_destroy(&vp->lock);
 	free(vp);
 }
 
@@ -497,18 +535,26 @@ int virtio_pci_create(const struct virtio_pci_dev_ops *ops, void *priv, uint64_t
 	vp->pci = dev;
 	vp->host_features = features | (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_ACCESS_PLATFORM);
 	vp->queues = calloc(ops->num_queues, sizeof(*vp->queues));
+	/* Kept: ops may live in the device type's state, which its destroy
+	 * frees before the transport's own teardown. */
+	vp->nr_queues = vp->queues ? ops->num_queues : 0;
 	if (!vp->queues) {
 		free(dev);
 		vp_free(vp);
 		return -ENOMEM;
 	}
-	for (unsigned q = 0; q < ops->num_queues; q++) {
+	r = -pthread_mutex_init(&vp->lock, NULL);
+	vp->lock_ready = !r;
+	for (unsigned q = 0; !r && q < ops->num_queues; q++) {
+		r = -pthread_mutex_init(&vp->queues[q].lock, NULL);
+		vp->nr_queue_locks += !r;
+	}
+	for (unsigned q = 0; !r && q < ops->num_queues; q++)
 		r = vq_init(&vp->queues[q].vq, dma, VIOMMU_NO_PASID, ops->queue_max);
-		if (r) {
-			free(dev);
-			vp_free(vp);
-			return r;
-		}
+	if (r) {
+		free(dev);
+		vp_free(vp);
+		return r;
 	}
 
 	a->pci_ops = (struct pcidev_ops){

@@ -23,6 +23,7 @@
 #ifndef VIOMMU_DEVMODELS_VIRTIO_PCI_H
 #define VIOMMU_DEVMODELS_VIRTIO_PCI_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "pcidev.h"
@@ -117,7 +118,17 @@ struct virtio_pci_dev_ops {
 	void (*destroy)(struct virtio_pci *vp);
 };
 
+/*
+ * Threads: any vCPU may access the device at any time. The transport's
+ * state (features, status, selectors, queue layout) is under `lock`; each
+ * queue's ring is under its own queue lock, held while the device type's
+ * queue_notify runs, so different queues are served in parallel and one
+ * queue by one thread at a time. Lock order: the device lock, then queue
+ * locks in index order. A queue being served reads the status, vectors and
+ * ISR atomically, without the device lock.
+ */
 struct virtio_pci_queue {
+	pthread_mutex_t lock;
 	struct vq vq;
 	uint16_t size;   /* as the driver set it (checked at enable) */
 	uint16_t vector; /* MSI-X vector or VIRTIO_MSI_NO_VECTOR */
@@ -126,6 +137,7 @@ struct virtio_pci_queue {
 };
 
 struct virtio_pci {
+	pthread_mutex_t lock;
 	struct pcidev *pci;
 	const struct virtio_pci_dev_ops *ops;
 	void *priv;              /* the device type's state */
@@ -139,6 +151,9 @@ struct virtio_pci {
 	uint16_t queue_select;
 	uint8_t pci_cfg_cap;     /* offset of the VIRTIO_PCI_CAP_PCI_CFG window */
 	struct virtio_pci_queue *queues;
+	uint8_t lock_ready;      /* `lock` initialized */
+	unsigned nr_queue_locks; /* queue locks initialized */
+	unsigned nr_queues;      /* queues allocated (ops->num_queues) */
 };
 
 /* Build the PCI function: allocates the pcidev (owned by the caller, freed

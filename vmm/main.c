@@ -3,7 +3,7 @@
  * viommu-vmm: command line.
  *
  *   viommu-vmm --kernel FILE [--initrd FILE] [--append STR] [--memory MiB]
- *              [--cpus N] [--disk FILE[,ro][,indirect=on|off]] [--iommu none|vtd[,OPTS]] [--serial stdio|FILE]
+ *              [--cpus N] [--disk FILE[,ro][,indirect=on|off][,queues=N]] [--iommu none|vtd[,OPTS]] [--serial stdio|FILE]
  *              [--control PATH]
  *
  * Exit status: 0 when the guest powers off, 1 on a VMM error, 2 when the guest
@@ -29,10 +29,12 @@ static void usage(FILE *f)
 		"  --append STR         kernel command line (e.g. \"console=ttyS0\")\n"
 		"  --memory MiB         guest RAM (default 512; at least 64)\n"
 		"  --cpus N             vCPUs (default 1, at most %u)\n"
-		"  --disk FILE[,ro][,indirect=on|off]\n"
+		"  --disk FILE[,ro][,indirect=on|off][,queues=N]\n"
 		"                       a raw disk image as virtio-blk (read-only with ,ro);\n"
 		"                       indirect=off: no indirect descriptors (one DMA mapping\n"
-		"                       less per request; default off with --iommu vtd, else on)\n"
+		"                       less per request; default off with --iommu vtd, else on);\n"
+		"                       queues=N: request queues, 1..%u (default: one per vCPU,\n"
+		"                       so a request completes on the vCPU that made it)\n"
 		"  --iommu none         no IOMMU for the guest (devices DMA through an identity\n"
 		"                       domain, still checked against guest memory)\n"
 		"  --iommu vtd[,x2apic=on|off][,scalable=on|off][,fault-records=N][,aw-bits=39|48|57]\n"
@@ -53,7 +55,7 @@ static void usage(FILE *f)
 		"  --help               this text\n"
 		"\n"
 		"Exit status: 0 guest powered off, 1 VMM error, 2 guest reset or panic, 3 signal.\n",
-		VMM_MAX_CPUS, VMM_MAX_VFIO);
+		VMM_MAX_CPUS, VIRTIO_BLK_MAX_QUEUES, VMM_MAX_VFIO);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -69,7 +71,7 @@ static int parse_u64(const char *s, uint64_t *out)
 
 /* --iommu none | vtd[,x2apic=on|off][,scalable=on|off][,fault-records=N][,aw-bits=39|48|57]
  *                   [,caching-mode=on|off] */
-/* --disk FILE[,ro][,indirect=on|off]: options are taken off the end, so a
+/* --disk FILE[,ro][,indirect=on|off][,queues=N]: options are taken off the end, so a
  * file name may hold commas. */
 static int parse_disk(struct vmm_opts *o, const char *arg)
 {
@@ -86,7 +88,17 @@ static int parse_disk(struct vmm_opts *o, const char *arg)
 			o->disk_indirect = 1;
 		else if (!strcmp(c + 1, "indirect=off"))
 			o->disk_indirect = 0;
-		else
+		else if (!strncmp(c + 1, "queues=", 7)) {
+			char *end;
+			unsigned long n = strtoul(c + 8, &end, 10);
+			if (c[8] < '0' || c[8] > '9' || *end || n < 1 || n > VIRTIO_BLK_MAX_QUEUES) {
+				fprintf(stderr, "viommu-vmm: --disk: queues takes 1..%u, not '%s'\n",
+					VIRTIO_BLK_MAX_QUEUES, c + 8);
+				free(p);
+				return -1;
+			}
+			o->disk_queues = (unsigned)n;
+		} else
 			break;
 		*c = 0;
 	}
@@ -250,6 +262,10 @@ int main(int argc, char **argv)
 	 * exit. Without one it only saves ring entries. */
 	if (o->disk_indirect < 0)
 		o->disk_indirect = !o->vtd;
+	/* As QEMU does: a queue per vCPU (Linux maps each CPU to a queue and
+	 * steers the queue's interrupt to it). */
+	if (!o->disk_queues)
+		o->disk_queues = o->cpus < VIRTIO_BLK_MAX_QUEUES ? o->cpus : VIRTIO_BLK_MAX_QUEUES;
 	int code = vmm_run(&vm);
 	if (vm.exit_msg[0])
 		fprintf(stderr, "viommu-vmm: %s\n", vm.exit_msg);

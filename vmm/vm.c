@@ -526,6 +526,8 @@ static void ir_changed(void *ctx, uint32_t first, uint32_t count)
 #define VTD_FSTS_OFF 0x34u
 #define VTD_IQH_OFF 0x80u
 #define VTD_IQT_OFF 0x88u /* 11.4.9.2, Invalidation Queue Tail */
+#define VTD_IQA_OFF 0x90u
+#define VTD_IQA_DW_BIT (1ull << 11) /* 256-bit descriptors */
 #define VTD_ICS_OFF 0x9cu
 #define VTD_DOORBELLS 256u
 #define VMM_SLOT_VTD_MIRROR VMM_MAX_MEMSLOTS /* past the slots vmm_memslot_add hands out */
@@ -543,10 +545,27 @@ static void vtd_doorbell_rang(void *ctx, int fd)
 	struct vtd_doorbell *db = ctx;
 	if (!iothread_drain(fd))
 		return;
-	__atomic_fetch_add(&db->vm->vtd_doorbells_rung, 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&db->vm->vtd_last_doorbell, db->value, __ATOMIC_RELAXED);
-	viommu_vtd_mmio_write(db->vm->vtd, VTD_IQT_OFF, db->value, 4);
-	vtd_timer_arm(db->vm, viommu_vtd_poll(db->vm->vtd));
+	struct vmm *vm = db->vm;
+	uint64_t n = __atomic_fetch_add(&vm->vtd_doorbells_rung, 1, __ATOMIC_RELAXED);
+	uint32_t prev = __atomic_exchange_n(&vm->vtd_last_doorbell, db->value, __ATOMIC_RELAXED);
+	/* Doorbells that look out of order: nothing to do (the head is at the
+	 * value already), or more than half the queue to do at once (the tail
+	 * went behind the head). Linux waits for each submission, so neither
+	 * should happen; counted for --stats, the first few logged. */
+	uint64_t iqh = viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8);
+	uint64_t iqa = viommu_vtd_mmio_read(vm->vtd, VTD_IQA_OFF, 8);
+	uint64_t qbytes = 4096ull << (iqa & 7);
+	uint64_t ahead = (db->value + qbytes - (iqh % qbytes)) % qbytes;
+	if (!ahead || ahead > qbytes / 2) {
+		uint64_t k = __atomic_fetch_add(ahead ? &vm->vtd_doorbells_far : &vm->vtd_doorbells_idle, 1,
+						__ATOMIC_RELAXED);
+		if (k < 4)
+			vmm_log(vm, "vtd: doorbell %#x with the head at %#llx (%s; doorbell %llu, the one before %#x)",
+				db->value, (unsigned long long)iqh, ahead ? "behind the head" : "nothing to do",
+				(unsigned long long)n, prev);
+	}
+	viommu_vtd_mmio_write(vm->vtd, VTD_IQT_OFF, db->value, 4);
+	vtd_timer_arm(vm, viommu_vtd_poll(vm->vtd));
 }
 
 void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
@@ -555,12 +574,53 @@ void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
 	 * an invalidation shows here whether the unit got its tail. */
 	if (!vm->vtd)
 		return;
+	if (vm->vtd_doorbells)
+		fprintf(f, "viommu-vmm: vtd doorbells with nothing to do=%llu, behind the head=%llu\n",
+			(unsigned long long)__atomic_load_n(&vm->vtd_doorbells_idle, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&vm->vtd_doorbells_far, __ATOMIC_RELAXED));
 	fprintf(f, "viommu-vmm: vtd iqh=%#llx iqt=%#llx fsts=%#llx ics=%#llx last_doorbell=%#x\n",
 		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8),
 		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_IQT_OFF, 8),
 		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_FSTS_OFF, 4),
 		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_ICS_OFF, 4),
 		__atomic_load_n(&vm->vtd_last_doorbell, __ATOMIC_RELAXED));
+	/* The descriptors around the head, from guest memory, and the status
+	 * word each wait descriptor points at: a guest that wrote descriptors
+	 * past IQH whose tail the unit never got (a lost doorbell) shows them
+	 * here with their status not yet written. */
+	uint64_t iqa = viommu_vtd_mmio_read(vm->vtd, VTD_IQA_OFF, 8);
+	uint64_t iqh = viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8);
+	unsigned shift = (iqa & VTD_IQA_DW_BIT) ? 5 : 4;
+	uint64_t entries = 256ull << (iqa & 7);
+	uint64_t head = (iqh >> shift) % entries;
+	for (int d = -2; d <= 2; d++) {
+		uint64_t i = (head + entries + (uint64_t)(int64_t)d) % entries;
+		const uint64_t *q = vmm_gpa(vm, (iqa & ~0xfffull) + (i << shift), 16);
+		if (!q)
+			break;
+		fprintf(f, "viommu-vmm: vtd desc[%#llx]%s %016llx %016llx",
+			(unsigned long long)(i << shift), d ? "" : " (head)",
+			(unsigned long long)q[0], (unsigned long long)q[1]);
+		/* An invalidation wait with status write: what its status holds. */
+		const uint32_t *st = ((q[0] & 0xf) == 5 && (q[0] & (1u << 5))) ? vmm_gpa(vm, q[1] & ~3ull, 4) : NULL;
+		if (st)
+			fprintf(f, " status=%#x (wants %#x)", __atomic_load_n(st, __ATOMIC_RELAXED),
+				(unsigned)(q[0] >> 32));
+		fputc('\n', f);
+	}
+	/* The whole queue: a wait descriptor's status as Linux names them
+	 * (F free, U in use, D done, A abort), '.' any other descriptor. */
+	if (entries <= 1024) {
+		char map[1025];
+		for (uint64_t i = 0; i < entries; i++) {
+			const uint64_t *q = vmm_gpa(vm, (iqa & ~0xfffull) + (i << shift), 16);
+			const uint32_t *st = q && (q[0] & 0xf) == 5 && (q[0] & (1u << 5)) ? vmm_gpa(vm, q[1] & ~3ull, 4) : NULL;
+			uint32_t v = st ? __atomic_load_n(st, __ATOMIC_RELAXED) : 0;
+			map[i] = !q ? '?' : !st ? '.' : v < 4 ? "FUDA"[v] : '*';
+		}
+		map[entries] = 0;
+		fprintf(f, "viommu-vmm: vtd queue %s\n", map);
+	}
 }
 
 /* A completion delayed by fault injection is due: with the mirror no
@@ -834,7 +894,7 @@ static int add_devices(struct vmm *vm)
 			return r;
 		pci_host_template(vm->pci, &host);
 		struct virtio_blk_config_opts o = { .path = vm->opts.disk, .readonly = vm->opts.disk_ro,
-						   .no_indirect = !vm->opts.disk_indirect };
+						   .no_indirect = !vm->opts.disk_indirect, .queues = vm->opts.disk_queues };
 		r = virtio_blk_create(&o, rid, pci_dma_dev(vm->pci, rid), &host, &dev);
 		if (r) {
 			vmm_log(vm, "cannot open disk %s: %s", vm->opts.disk, strerror(-r));

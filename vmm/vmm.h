@@ -108,6 +108,7 @@ struct vmm_opts {
 	const char *disk;
 	int disk_ro;
 	int disk_indirect;  /* 1 on, 0 off, -1: the default (see main.c) */
+	unsigned disk_queues; /* virtio-blk request queues; 0: one per vCPU */
 	const char *serial; /* "stdio" or a file */
 	const char *iommu;  /* "none" or "vtd..." as given */
 	int vtd;            /* --iommu vtd */
@@ -155,6 +156,8 @@ struct vmm {
 	unsigned nr_vtd_doorbells;
 	uint64_t vtd_doorbells_rung; /* atomic */
 	uint32_t vtd_last_doorbell;  /* atomic: the tail value last rung */
+	uint64_t vtd_doorbells_idle; /* rung with the head already at the value */
+	uint64_t vtd_doorbells_far;  /* rung with more than half the queue to do */
 	unsigned odd_msis;           /* atomic: MSIs with an unusual delivery mode */
 
 	pthread_mutex_t exit_lock;
