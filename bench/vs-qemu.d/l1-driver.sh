@@ -60,7 +60,9 @@ dd if=/dev/zero of="$W/disk.img" bs=1M count="$DISK_MIB" status=none || { echo "
 mkdir -p "$OUT/logs"
 RESULTS=$OUT/results.txt
 
-APPEND_BASE="console=ttyS0 panic=-1 quiet vm.test=guest-bench.sh vm.modules=virtio_pci,virtio_blk vm.bench_m1=$M1 vm.bench_k4=$K4 vm.bench_reps=$REPS vm.timeout=$((BOOT_TIMEOUT - 10))"
+# nokaslr: the guest RIP that nested-run reports for a triple fault reads
+# straight off the kernel's System.map.
+APPEND_BASE="console=ttyS0 panic=-1 nokaslr quiet vm.test=guest-bench.sh vm.modules=virtio_pci,virtio_blk vm.bench_m1=$M1 vm.bench_k4=$K4 vm.bench_reps=$REPS vm.timeout=$((BOOT_TIMEOUT - 10))"
 
 # vmm_cmd CONFIG: the VMM command line of CONFIG into the array CMD.
 # shellcheck disable=SC2054 # QEMU's options have commas
