@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 __thread uint32_t stat_off __attribute__((tls_model("initial-exec")));
@@ -76,6 +77,8 @@ int viommu_create(const struct viommu_config *cfg, const struct viommu_alloc *al
 	v->log = cfg->log;
 	v->log_ctx = cfg->log_ctx;
 	v->next_domid = 1;
+	const char *dbg = getenv("VIOMMU_DEBUG_VERIFY_IOTLB");
+	v->debug_verify = dbg && dbg[0] == '1';
 
 	ret = viommu_mem_create(&cfg->mem, alloc, &v->mem);
 	if (ret)

@@ -354,6 +354,11 @@ struct viommu {
 	struct vcache iotlb;
 	uint64_t excl_pages;       /* atomic: pages protected now */
 	uint32_t inj_hot;          /* atomic: rules or delayed invalidations exist */
+	/* VIOMMU_DEBUG_VERIFY_IOTLB=1 in the environment: every IOTLB hit is
+	 * checked against a fresh walk of the tables, and a hit the tables no
+	 * longer give is logged (a debugging aid: slow). */
+	int debug_verify;
+	uint64_t debug_stale;      /* atomic: stale hits seen */
 
 	struct valloc alloc;
 	viommu_mem *mem;

@@ -74,7 +74,8 @@ static __attribute__((noinline)) uint64_t iotlb_follow(viommu *v, const struct v
 						      uint64_t *next)
 {
 	*next = ~0ull;
-	if (__atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE) | __atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE))
+	if (__atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE) | __atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) |
+	    (uint64_t)v->debug_verify)
 		return 0;
 	/* An invalid or identity word makes a tag no entry has. */
 	uint64_t tag = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE) | (uint64_t)shift << 1;
@@ -253,7 +254,7 @@ static int dma_rw(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, 
 		/* The page at pos: any size, any way, or the full path. */
 		int hit = 0;
 		if (a && !(__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) |
-			   __atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE)))
+			   __atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE) | (uint64_t)v->debug_verify))
 			hit = iotlb_probe(v, __atomic_load_n(&a->word, __ATOMIC_ACQUIRE), seed, sizes, cur, need, &oaddr,
 					  &tlen);
 		if (hit) {

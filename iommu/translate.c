@@ -6,6 +6,7 @@
 #include "core_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define PERM_BITS 0xfull
@@ -436,6 +437,45 @@ static __attribute__((noinline)) int translate_attach(viommu_dev *dev, uint32_t 
 	return 0;
 }
 
+/* VIOMMU_DEBUG_VERIFY_IOTLB: a hit against a fresh walk of the tables. */
+static __attribute__((noinline)) void verify_hit(viommu_dev *dev, struct attach *a, uint32_t pasid, uint64_t iova,
+						 uint32_t access, const struct viommu_translation *hit)
+{
+	viommu *v = dev->v;
+	struct walk_ctx w;
+	memset(&w, 0, sizeof(w));
+	w.v = v;
+	w.gen = ~0ull; /* no inserts */
+	w.who = (struct inject_req){ .has_rid = 1, .rid = dev->rid, .has_pasid = 1, .pasid = pasid, .access = access };
+	struct viommu_translation t;
+	memset(&t, 0, sizeof(t));
+	struct walk_out o;
+	memset(&o, 0, sizeof(o));
+	pthread_rwlock_rdlock(&v->topo);
+	uint64_t word = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE);
+	int ret = -1;
+	if ((word & ATT_VALID) && a->dom) {
+		w.pasidx = (uint32_t)((word >> ATT_TAG_SHIFT) & ATT_TAG_MASK);
+		w.d = a->dom;
+		ret = walk_request(&w, a, iova, access, &o, &t, dev, pasid);
+	}
+	pthread_rwlock_unlock(&v->topo);
+	uint64_t walked = ret ? ~0ull : (o.oaddr & ~((1ull << o.shift) - 1)) | (iova & ((1ull << o.shift) - 1));
+	uint64_t cached = hit->oaddr;
+	if (!ret && walked == cached)
+		return;
+	uint64_t n = __atomic_fetch_add(&v->debug_stale, 1, __ATOMIC_RELAXED);
+	if (n < 20) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+			 "debug: stale IOTLB hit #%llu: %02x:%02x.%u iova %#llx -> %#llx cached, the tables give %s %#llx",
+			 (unsigned long long)n, dev->rid.bus, dev->rid.devfn >> 3, dev->rid.devfn & 7,
+			 (unsigned long long)iova, (unsigned long long)cached, ret ? "a fault, reason" : "",
+			 ret ? (unsigned long long)t.fault.reason : (unsigned long long)walked);
+		core_log(v, VIOMMU_LOG_ERROR, "%s", msg);
+	}
+}
+
 int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,
 		   struct viommu_translation *out)
 {
@@ -482,6 +522,8 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 	if (iotlb_fast(v, a, word, iova, perms_needed(access), &out->oaddr, &out->len, &out->perms)) {
 		stat_add(v, ST_HIT, 1);
 		out->iotlb_hit = 1;
+		if (__builtin_expect(v->debug_verify, 0))
+			verify_hit(dev, a, pasid, iova, access, out);
 		goto check_excl;
 	}
 	stat_add(v, ST_MISS, 1);
@@ -560,7 +602,8 @@ static __attribute__((noinline)) int translate_sized(viommu_dev *dev, uint64_t i
 {
 	viommu *v = dev->v;
 	if (!sizes ||
-	    (__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) | __atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE)) ||
+	    (__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) | __atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE) |
+	     (uint64_t)v->debug_verify) ||
 	    !translate_hit(dev, iova, access, out, 12 + (unsigned)__builtin_ctzll(sizes)))
 		return translate_full(dev, VIOMMU_NO_PASID, iova, access, out);
 	stat_add(dev->v, ST_HIT, 1);
@@ -582,7 +625,7 @@ int viommu_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t ac
 		return translate_sized(dev, iova, access, out, sizes);
 	viommu *v = dev->v;
 	if (__builtin_expect(__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE) |
-			     __atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE), 0))
+			     __atomic_load_n(&v->excl_pages, __ATOMIC_ACQUIRE) | (uint64_t)v->debug_verify, 0))
 		return translate_full(dev, VIOMMU_NO_PASID, iova, access, out);
 	if (!translate_hit(dev, iova, access, out, 12))
 		return translate_full(dev, VIOMMU_NO_PASID, iova, access, out);

@@ -284,6 +284,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "viommu-vmm: vtd iq_doorbells=%llu (served by the I/O thread)\n",
 				(unsigned long long)__atomic_load_n(&vm.vtd_doorbells_rung, __ATOMIC_RELAXED));
 		vmm_vtd_print_queue(&vm, stderr);
+		vmm_print_vcpus(&vm, stderr);
 	}
 	vmm_teardown(&vm);
 	if (code < 0)

@@ -493,10 +493,18 @@ static uint64_t vtd_read(void *ctx, uint64_t off, unsigned len)
 	return viommu_vtd_mmio_read(vm->vtd, off, len);
 }
 
+static void vtd_logged_write(struct vmm *vm, int vcpu, uint64_t off, uint64_t val, unsigned len);
+
 static void vtd_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 {
 	struct vmm *vm = ctx;
-	viommu_vtd_mmio_write(vm->vtd, off, val, len);
+	/* With the doorbell on the I/O thread, every register write is
+	 * logged for --stats (the queue's history when a guest hangs); on the
+	 * default path it costs nothing. */
+	if (vm->vtd_doorbells)
+		vtd_logged_write(vm, 0, off, val, len);
+	else
+		viommu_vtd_mmio_write(vm->vtd, off, val, len);
 }
 
 /* The guest changed its interrupt remapping (IEC invalidation, IRTA): the
@@ -540,6 +548,19 @@ struct vtd_doorbell {
 
 static void vtd_timer_arm(struct vmm *vm, uint64_t ns);
 
+/* A register write to the unit, with IQH around it, into the --stats log. */
+static void vtd_logged_write(struct vmm *vm, int vcpu, uint64_t off, uint64_t val, unsigned len)
+{
+	uint64_t iqh0 = viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8);
+	viommu_vtd_mmio_write(vm->vtd, off, val, len);
+	uint64_t iqh1 = viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8);
+	uint64_t seq = __atomic_fetch_add(&vm->vtd_qlog_next, 1, __ATOMIC_RELAXED);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	vm->vtd_qlog[seq % 32] = (struct vtd_qlog){ .seq = seq, .val = val, .iqh0 = iqh0, .iqh1 = iqh1,
+		.ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec, .off = (uint32_t)off, .vcpu = vcpu };
+}
+
 static void vtd_doorbell_rang(void *ctx, int fd)
 {
 	struct vtd_doorbell *db = ctx;
@@ -564,8 +585,22 @@ static void vtd_doorbell_rang(void *ctx, int fd)
 				db->value, (unsigned long long)iqh, ahead ? "behind the head" : "nothing to do",
 				(unsigned long long)n, prev);
 	}
-	viommu_vtd_mmio_write(vm->vtd, VTD_IQT_OFF, db->value, 4);
+	vtd_logged_write(vm, -1, VTD_IQT_OFF, db->value, 4);
 	vtd_timer_arm(vm, viommu_vtd_poll(vm->vtd));
+}
+
+void vmm_print_vcpus(struct vmm *vm, FILE *f)
+{
+	/* Where each vCPU stopped: for a guest that hung, where it spun. */
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		struct kvm_regs r;
+		struct kvm_sregs sr;
+		if (ioctl(vm->vcpus[i].fd, KVM_GET_REGS, &r) || ioctl(vm->vcpus[i].fd, KVM_GET_SREGS, &sr))
+			continue;
+		fprintf(f, "viommu-vmm: vCPU %u at exit: rip %#llx rsp %#llx rflags %#llx cr3 %#llx\n", i,
+			(unsigned long long)r.rip, (unsigned long long)r.rsp, (unsigned long long)r.rflags,
+			(unsigned long long)sr.cr3);
+	}
 }
 
 void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
@@ -574,6 +609,13 @@ void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
 	 * an invalidation shows here whether the unit got its tail. */
 	if (!vm->vtd)
 		return;
+	uint64_t next = __atomic_load_n(&vm->vtd_qlog_next, __ATOMIC_RELAXED);
+	for (uint64_t i = next > 16 ? next - 16 : 0; i < next; i++) {
+		const struct vtd_qlog *l = &vm->vtd_qlog[i % 32];
+		fprintf(f, "viommu-vmm: vtd write #%llu %s reg %#x = %#llx, iqh %#llx -> %#llx, t=%llu us\n",
+			(unsigned long long)l->seq, l->vcpu < 0 ? "doorbell" : "vcpu", l->off, (unsigned long long)l->val,
+			(unsigned long long)l->iqh0, (unsigned long long)l->iqh1, (unsigned long long)(l->ns / 1000));
+	}
 	if (vm->vtd_doorbells)
 		fprintf(f, "viommu-vmm: vtd doorbells with nothing to do=%llu, behind the head=%llu\n",
 			(unsigned long long)__atomic_load_n(&vm->vtd_doorbells_idle, __ATOMIC_RELAXED),

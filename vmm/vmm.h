@@ -158,6 +158,14 @@ struct vmm {
 	uint32_t vtd_last_doorbell;  /* atomic: the tail value last rung */
 	uint64_t vtd_doorbells_idle; /* rung with the head already at the value */
 	uint64_t vtd_doorbells_far;  /* rung with more than half the queue to do */
+	/* The last register writes of the VT-d unit (doorbells and vCPU
+	 * writes) with IQH before and after each, printed by --stats. */
+	struct vtd_qlog {
+		uint64_t seq, val, iqh0, iqh1, ns;
+		uint32_t off;
+		int vcpu; /* -1: the I/O thread's doorbell */
+	} vtd_qlog[32];
+	uint64_t vtd_qlog_next; /* atomic */
 	unsigned odd_msis;           /* atomic: MSIs with an unusual delivery mode */
 
 	pthread_mutex_t exit_lock;
@@ -181,6 +189,8 @@ int vmm_exiting(struct vmm *vm);
 int vmm_signal_msi(struct vmm *vm, uint64_t addr, uint32_t data);
 /* --stats: IQH, IQT, FSTS, ICS and the last doorbell of the VT-d unit. */
 void vmm_vtd_print_queue(struct vmm *vm, FILE *f);
+/* --stats: each vCPU's RIP, RSP, RFLAGS and CR3 when the VMM stopped. */
+void vmm_print_vcpus(struct vmm *vm, FILE *f);
 /* Deliver an MSI from a requester: through interrupt remapping when on. */
 int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data);
 void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);

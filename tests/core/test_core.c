@@ -71,11 +71,20 @@ static void flog_cb(void *ctx, const struct viommu_fault_record *rec)
 struct env {
 	struct core_alloc ca;
 	struct flog fl;
+	unsigned stale_logs; /* "stale IOTLB hit" messages (VIOMMU_DEBUG_VERIFY_IOTLB) */
 	uint8_t *ram0, *ram1;
 	viommu *v;
 	viommu_mem *gm;   /* guest-physical view of region 0, for building tables */
 	struct gtab gt;   /* single-stage guest tables, GT_GPA.. */
 };
+
+static void env_log(void *ctx, enum viommu_log_level lvl, const char *msg)
+{
+	struct env *e = ctx;
+	(void)lvl;
+	if (strstr(msg, "stale IOTLB hit"))
+		e->stale_logs++;
+}
 
 static int env_init(struct env *e, uint32_t iotlb_entries)
 {
@@ -100,6 +109,8 @@ static int env_init(struct env *e, uint32_t iotlb_entries)
 	c.fault = flog_cb;
 	c.fault_ctx = &e->fl;
 	c.iotlb_entries = iotlb_entries;
+	c.log = env_log;
+	c.log_ctx = e;
 	int r = viommu_create(&c, &e->ca.hooks, &e->v);
 	if (r)
 		return r;
@@ -795,6 +806,49 @@ static void test_paging_host(void)
 
 /* ------------------------------------------------------------------------ */
 /* Paging, guest-owned                                                      */
+
+/* VIOMMU_DEBUG_VERIFY_IOTLB=1: a hit that the tables no longer give (the
+ * guest changed an entry and did not invalidate) is logged; hits the
+ * tables agree with are not. */
+static void test_debug_verify(void)
+{
+	struct env e;
+	core_case("VIOMMU_DEBUG_VERIFY_IOTLB reports stale hits");
+	setenv("VIOMMU_DEBUG_VERIFY_IOTLB", "1", 1);
+	int r = env_init(&e, 0);
+	unsetenv("VIOMMU_DEBUG_VERIFY_IOTLB");
+	if (!CHECK_EQ(r, 0))
+		return;
+	struct viommu_pt_config pc = pt_cfg(VIOMMU_PT_VTD_SL, 4, 0, 0);
+	viommu_pt *pt = gpt_create(&e.gt, e.gm, pc);
+	if (!CHECK(pt != NULL))
+		return;
+	viommu_domain *d = DOM(&e, VIOMMU_DOMAIN_PAGING, 0, pc);
+	viommu_dev *dev = DEV(&e, 0, 0x20);
+	ATTACH(dev, NOPASID, d, NULL);
+	PTMAP(pt, 0x1000, 0x200000, 0x1000, PR | PW);
+	CHECK_EQ(viommu_domain_set_root(d, viommu_pt_root(pt)), 0);
+	XOK(&e, dev, NOPASID, 0x1abc, R, 0x200abc);
+	XOK(&e, dev, NOPASID, 0x1abc, R, 0x200abc);
+	CHECK_EQ(T.iotlb_hit, 1);
+	CHECK_EQ(e.stale_logs, 0);
+	/* Moved without an invalidation: the hit is stale, and said so. */
+	PTUNMAP(pt, 0x1000, 0x1000);
+	PTMAP(pt, 0x1000, 0x300000, 0x1000, PR | PW);
+	XOK(&e, dev, NOPASID, 0x1abc, R, 0x200abc); /* still the cached one, as hardware */
+	CHECK_EQ(T.iotlb_hit, 1);
+	CHECK_EQ(e.stale_logs, 1);
+	/* Gone without an invalidation: stale too. */
+	PTUNMAP(pt, 0x1000, 0x1000);
+	XOK(&e, dev, NOPASID, 0x1abc, R, 0x200abc);
+	CHECK_EQ(e.stale_logs, 2);
+	/* After the invalidation, no more. */
+	CHECK_EQ(viommu_invalidate_range(d, NOPASID, 1, 0x1000, 0x1000), 0);
+	XFAULT(&e, dev, NOPASID, 0x1abc, R, VIOMMU_FAULT_NOT_PRESENT);
+	CHECK_EQ(e.stale_logs, 2);
+	viommu_pt_destroy(pt);
+	env_fini(&e);
+}
 
 static void test_paging_guest(void)
 {
@@ -2218,6 +2272,7 @@ int main(void)
 	test_blocked_identity();
 	test_paging_host();
 	test_paging_guest();
+	test_debug_verify();
 	test_nested();
 	test_devices();
 	test_exclusion();
