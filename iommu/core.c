@@ -79,8 +79,6 @@ int viommu_create(const struct viommu_config *cfg, const struct viommu_alloc *al
 	v->next_domid = 1;
 	const char *dbg = getenv("VIOMMU_DEBUG_VERIFY_IOTLB");
 	v->debug_verify = dbg && dbg[0] == '1';
-	static uint64_t serials;
-	v->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
 
 	ret = viommu_mem_create(&cfg->mem, alloc, &v->mem);
 	if (ret)

@@ -358,7 +358,6 @@ struct viommu {
 	 * checked against a fresh walk of the tables, and a hit the tables no
 	 * longer give is logged (a debugging aid: slow). */
 	int debug_verify;
-	uint64_t serial;           /* unique per viommu_create in this process */
 	uint64_t debug_stale;      /* atomic: stale hits seen */
 
 	struct valloc alloc;

@@ -48,40 +48,7 @@ struct walk_ctx {
 	uint64_t s1_table[PT_MAX_LEVELS + 1];
 	uint32_t s1_perms[PT_MAX_LEVELS + 1];
 	uint32_t s1_seen;       /* bit per level */
-	/* The last-level table a one-stage walk went through (leaf_memo). */
-	uint64_t l1_table;
-	uint32_t l1_perms;
-	int l1_seen;
 };
-
-/*
- * A thread's last one-stage walk remembers its last-level table: the next
- * IOTLB miss of the same domain, root and last-level table's span (2 MiB
- * with 4 KiB pages) reads one entry instead of walking from the root. A
- * device mapping a large buffer page by page (viommu_dma_map_ptr, strict
- * guests: every page a miss) walks once per table, not once per page. It
- * holds only while nothing was invalidated since (the core's generation,
- * which every invalidation moves, read before the walk that filled it), so
- * a guest that frees a table and invalidates is never walked through it
- * again, as with a page-walk cache. Guest-owned tables only, without
- * injection rules or the debug check.
- */
-struct leaf_memo {
-	uint64_t serial; /* the viommu's: an address can be reused */
-	uint64_t gen, root, span, table;
-	uint32_t dom, perms;
-};
-static __thread struct leaf_memo leaf_memo;
-
-static void leaf_note(void *ctx, unsigned level, uint64_t table, uint32_t perms)
-{
-	struct walk_ctx *w = ctx;
-	if (level == 1) {
-		w->l1_table = table;
-		w->l1_perms = perms;
-		w->l1_seen = 1;
-	}
-}
 
 /* Guest-owned tables are read through the injection hook. */
 static int guest_acc_read(void *ctx, uint64_t addr, uint64_t *val)
@@ -96,10 +63,8 @@ static int guest_acc_or(void *ctx, uint64_t addr, uint64_t old, uint64_t bits)
 	return mem_or64(w->v->mem, addr, old, bits);
 }
 
-/* Walk the domain's own table (one stage, or stage 2). `memo`: may use and
- * fill the thread's leaf_memo (one-stage requests). */
-static int domain_walk(struct walk_ctx *w, uint64_t in, uint32_t access, int ad, struct viommu_pt_result *res,
-		       int memo)
+/* Walk the domain's own table (one stage, or stage 2). */
+static int domain_walk(struct walk_ctx *w, uint64_t in, uint32_t access, int ad, struct viommu_pt_result *res)
 {
 	viommu_domain *d = w->d;
 	struct pt_acc acc;
@@ -109,7 +74,6 @@ static int domain_walk(struct walk_ctx *w, uint64_t in, uint32_t access, int ad,
 	memset(res, 0, sizeof(*res));
 	if (d->pt) {
 		pt_object_view(d->pt, &acc, &root, &g);
-		memo = 0;
 	} else {
 		memset(&acc, 0, sizeof(acc));
 		acc.read = guest_acc_read;
@@ -118,31 +82,9 @@ static int domain_walk(struct walk_ctx *w, uint64_t in, uint32_t access, int ad,
 		root = __atomic_load_n(&d->root, __ATOMIC_ACQUIRE);
 		g = &d->g;
 	}
-	viommu *v = w->v;
-	memo = memo && g->levels > 1 && w->gen != ~0ull && !v->debug_verify &&
-	       !__atomic_load_n(&v->inj_hot, __ATOMIC_ACQUIRE);
-	__atomic_fetch_add(&v->st_walks, 1, __ATOMIC_RELAXED);
-	uint64_t span = in >> pt_entry_shift(2);
-	struct leaf_memo *m = &leaf_memo;
-	if (memo && m->serial == v->serial && m->gen == w->gen && m->dom == d->id && m->root == root && m->span == span) {
-		/* One entry of the table the last walk ended in; anything
-		 * but a translation walks again from the root, so a fault is
-		 * reported with the whole walk's view. */
-		int ret = pt_walk_geom_from(g, &acc, m->table, 1, m->perms, in, access, ad, res);
-		__atomic_fetch_add(&v->st_refs, res->refs, __ATOMIC_RELAXED);
-		if (!ret)
-			return 0;
-		memset(res, 0, sizeof(*res));
-	}
-	if (memo) {
-		acc.on_table = leaf_note;
-		w->l1_seen = 0;
-	}
+	__atomic_fetch_add(&w->v->st_walks, 1, __ATOMIC_RELAXED);
 	int ret = pt_walk_geom(g, &acc, root, in, access, ad, res);
-	__atomic_fetch_add(&v->st_refs, res->refs, __ATOMIC_RELAXED);
-	if (memo && !ret && w->l1_seen && res->level == 1)
-		*m = (struct leaf_memo){ .serial = v->serial, .gen = w->gen, .root = root, .span = span, .table = w->l1_table,
-					 .dom = d->id, .perms = w->l1_perms };
+	__atomic_fetch_add(&w->v->st_refs, res->refs, __ATOMIC_RELAXED);
 	return ret;
 }
 
@@ -167,7 +109,7 @@ static int s2_translate(struct walk_ctx *w, uint64_t gpa, uint32_t access, uint6
 	}
 	struct viommu_pt_result r;
 	int ad = !!(w->d->g.flags & VIOMMU_PT_F_AD);
-	int ret = domain_walk(w, gpa, access | VIOMMU_ACCESS_PRIV, 1, &r, 0);
+	int ret = domain_walk(w, gpa, access | VIOMMU_ACCESS_PRIV, 1, &r);
 	w->refs += r.refs;
 	if (ret) {
 		w->s2_faulted = 1;
@@ -250,7 +192,7 @@ static int walk_request(struct walk_ctx *w, struct attach *a, uint64_t iova, uin
 		o->cacheable = 0;
 		return 0;
 	case VIOMMU_DOMAIN_PAGING: {
-		int ret = domain_walk(w, iova, access, 1, &r, 1);
+		int ret = domain_walk(w, iova, access, 1, &r);
 		out->refs += r.refs;
 		if (ret) {
 			fault_set(out, dev, pasid, iova, access, r.fault, 0, &r);

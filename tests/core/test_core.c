@@ -850,61 +850,6 @@ static void test_debug_verify(void)
 	env_fini(&e);
 }
 
-/* The leaf-table memo (translate.c): a miss in the last-level table of the
- * thread's previous walk reads one entry; any invalidation, another span or
- * a fault walks from the root again. */
-static void test_leaf_memo(void)
-{
-	struct env e;
-	core_case("one-stage walks start at the last table the previous walk used");
-	if (!CHECK_EQ(env_init(&e, 0), 0))
-		return;
-	struct viommu_pt_config pc = pt_cfg(VIOMMU_PT_VTD_SL, 4, 0, 0);
-	viommu_pt *pt = gpt_create(&e.gt, e.gm, pc);
-	if (!CHECK(pt != NULL))
-		return;
-	viommu_domain *d = DOM(&e, VIOMMU_DOMAIN_PAGING, 0, pc);
-	viommu_dev *dev = DEV(&e, 0, 0x20);
-	ATTACH(dev, NOPASID, d, NULL);
-	PTMAP(pt, 0x1000, 0x200000, 0x3000, PR | PW);
-	PTMAP(pt, 0x400000, 0x300000, 0x1000, PR | PW);
-	CHECK_EQ(viommu_domain_set_root(d, viommu_pt_root(pt)), 0);
-	XOK(&e, dev, NOPASID, 0x1010, R, 0x200010);
-	CHECK_EQ(T.refs, 4);
-	XOK(&e, dev, NOPASID, 0x2010, W, 0x201010);
-	CHECK_EQ(T.iotlb_hit, 0);
-	CHECK_EQ(T.refs, 1);
-	/* Another 2 MiB span: from the root. */
-	XOK(&e, dev, NOPASID, 0x400010, R, 0x300010);
-	CHECK_EQ(T.refs, 4);
-	/* Any invalidation forgets it. */
-	CHECK_EQ(viommu_invalidate_range(d, NOPASID, 1, 0x80000000, 0x1000), 0);
-	XOK(&e, dev, NOPASID, 0x3010, R, 0x202010);
-	CHECK_EQ(T.refs, 4);
-	/* A fault in the remembered table is reported from a whole walk. */
-	XFAULT(&e, dev, NOPASID, 0x5010, R, VIOMMU_FAULT_NOT_PRESENT);
-	CHECK_EQ(T.fault.level, 1);
-	CHECK_EQ(T.refs, 4);
-	/* The guest moves the span to new tables and invalidates: the next
-	 * miss follows the new tables, not the remembered one. */
-	core_case("leaf memo: tables replaced and invalidated");
-	XOK(&e, dev, NOPASID, 0x400010, R, 0x300010); /* remember the 0x400000 span's table */
-	PTUNMAP(pt, 0x400000, 0x1000);
-	viommu_pt *pt2 = gpt_create(&e.gt, e.gm, pc);
-	if (!CHECK(pt2 != NULL))
-		return;
-	PTMAP(pt2, 0x401000, 0x500000, 0x1000, PR | PW);
-	PTMAP(pt2, 0x1000, 0x200000, 0x1000, PR | PW);
-	CHECK_EQ(viommu_domain_set_root(d, viommu_pt_root(pt2)), 0);
-	viommu_invalidate_domain(d);
-	XOK(&e, dev, NOPASID, 0x401010, R, 0x500010);
-	CHECK_EQ(T.refs, 4);
-	XFAULT(&e, dev, NOPASID, 0x402010, R, VIOMMU_FAULT_NOT_PRESENT);
-	viommu_pt_destroy(pt2);
-	viommu_pt_destroy(pt);
-	env_fini(&e);
-}
-
 static void test_paging_guest(void)
 {
 	static const struct fmtcase cases[] = {
@@ -2328,7 +2273,6 @@ int main(void)
 	test_paging_host();
 	test_paging_guest();
 	test_debug_verify();
-	test_leaf_memo();
 	test_nested();
 	test_devices();
 	test_exclusion();
