@@ -493,7 +493,8 @@ static uint64_t vtd_read(void *ctx, uint64_t off, unsigned len)
 	return viommu_vtd_mmio_read(vm->vtd, off, len);
 }
 
-static void vtd_logged_write(struct vmm *vm, int vcpu, uint64_t off, uint64_t val, unsigned len);
+static void vtd_logged_write(struct vmm *vm, int doorbell, uint64_t iqh, uint64_t off, uint64_t val, unsigned len);
+static uint64_t vtd_iqh(struct vmm *vm);
 
 static void vtd_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 {
@@ -502,7 +503,7 @@ static void vtd_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 	 * logged for --stats (the queue's history when a guest hangs); on the
 	 * default path it costs nothing. */
 	if (vm->vtd_doorbells)
-		vtd_logged_write(vm, 0, off, val, len);
+		vtd_logged_write(vm, 0, vtd_iqh(vm), off, val, len);
 	else
 		viommu_vtd_mmio_write(vm->vtd, off, val, len);
 }
@@ -548,17 +549,34 @@ struct vtd_doorbell {
 
 static void vtd_timer_arm(struct vmm *vm, uint64_t ns);
 
-/* A register write to the unit, with IQH around it, into the --stats log. */
-static void vtd_logged_write(struct vmm *vm, int vcpu, uint64_t off, uint64_t val, unsigned len)
+static uint64_t vtd_iqh(struct vmm *vm)
 {
-	uint64_t iqh0 = viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8);
+	return viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8);
+}
+
+/* Bytes of the invalidation queue (IQA.QS: 4 KiB << QS), and the shift of
+ * a descriptor (16 bytes, 32 with IQA.DW). */
+static uint64_t vtd_queue_bytes(uint64_t iqa)
+{
+	return 4096ull << (iqa & 7);
+}
+
+static unsigned vtd_desc_shift(uint64_t iqa)
+{
+	return (iqa & VTD_IQA_DW_BIT) ? 5 : 4;
+}
+
+/* A register write to the unit, with IQH before (`iqh0`, read by the
+ * caller) and after it, into the --stats log. */
+static void vtd_logged_write(struct vmm *vm, int doorbell, uint64_t iqh0, uint64_t off, uint64_t val, unsigned len)
+{
 	viommu_vtd_mmio_write(vm->vtd, off, val, len);
-	uint64_t iqh1 = viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8);
+	uint64_t iqh1 = vtd_iqh(vm);
 	uint64_t seq = __atomic_fetch_add(&vm->vtd_qlog_next, 1, __ATOMIC_RELAXED);
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	vm->vtd_qlog[seq % 32] = (struct vtd_qlog){ .seq = seq, .val = val, .iqh0 = iqh0, .iqh1 = iqh1,
-		.ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec, .off = (uint32_t)off, .vcpu = vcpu };
+		.ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec, .off = (uint32_t)off, .doorbell = doorbell };
 }
 
 static void vtd_doorbell_rang(void *ctx, int fd)
@@ -573,9 +591,8 @@ static void vtd_doorbell_rang(void *ctx, int fd)
 	 * value already), or more than half the queue to do at once (the tail
 	 * went behind the head). Linux waits for each submission, so neither
 	 * should happen; counted for --stats, the first few logged. */
-	uint64_t iqh = viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8);
-	uint64_t iqa = viommu_vtd_mmio_read(vm->vtd, VTD_IQA_OFF, 8);
-	uint64_t qbytes = 4096ull << (iqa & 7);
+	uint64_t iqh = vtd_iqh(vm);
+	uint64_t qbytes = vtd_queue_bytes(viommu_vtd_mmio_read(vm->vtd, VTD_IQA_OFF, 8));
 	uint64_t ahead = (db->value + qbytes - (iqh % qbytes)) % qbytes;
 	if (!ahead || ahead > qbytes / 2) {
 		uint64_t k = __atomic_fetch_add(ahead ? &vm->vtd_doorbells_far : &vm->vtd_doorbells_idle, 1,
@@ -585,7 +602,7 @@ static void vtd_doorbell_rang(void *ctx, int fd)
 				db->value, (unsigned long long)iqh, ahead ? "behind the head" : "nothing to do",
 				(unsigned long long)n, prev);
 	}
-	vtd_logged_write(vm, -1, VTD_IQT_OFF, db->value, 4);
+	vtd_logged_write(vm, 1, iqh, VTD_IQT_OFF, db->value, 4);
 	vtd_timer_arm(vm, viommu_vtd_poll(vm->vtd));
 }
 
@@ -603,6 +620,15 @@ void vmm_print_vcpus(struct vmm *vm, FILE *f)
 	}
 }
 
+/* The status word an invalidation wait descriptor (type 5) with status
+ * write (SW, bit 5) points at, if it is in guest RAM. */
+static const uint32_t *vtd_wait_status(struct vmm *vm, const uint64_t *desc)
+{
+	if ((desc[0] & 0xf) != 5 || !(desc[0] & (1u << 5)))
+		return NULL;
+	return vmm_gpa(vm, desc[1] & ~3ull, 4);
+}
+
 void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
 {
 	/* Where the invalidation queue stands: a guest that hung waiting for
@@ -613,7 +639,7 @@ void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
 	for (uint64_t i = next > 16 ? next - 16 : 0; i < next; i++) {
 		const struct vtd_qlog *l = &vm->vtd_qlog[i % 32];
 		fprintf(f, "viommu-vmm: vtd write #%llu %s reg %#x = %#llx, iqh %#llx -> %#llx, t=%llu us\n",
-			(unsigned long long)l->seq, l->vcpu < 0 ? "doorbell" : "vcpu", l->off, (unsigned long long)l->val,
+			(unsigned long long)l->seq, l->doorbell ? "doorbell" : "vcpu", l->off, (unsigned long long)l->val,
 			(unsigned long long)l->iqh0, (unsigned long long)l->iqh1, (unsigned long long)(l->ns / 1000));
 	}
 	if (vm->vtd_doorbells)
@@ -621,7 +647,7 @@ void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
 			(unsigned long long)__atomic_load_n(&vm->vtd_doorbells_idle, __ATOMIC_RELAXED),
 			(unsigned long long)__atomic_load_n(&vm->vtd_doorbells_far, __ATOMIC_RELAXED));
 	fprintf(f, "viommu-vmm: vtd iqh=%#llx iqt=%#llx fsts=%#llx ics=%#llx last_doorbell=%#x\n",
-		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8),
+		(unsigned long long)vtd_iqh(vm),
 		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_IQT_OFF, 8),
 		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_FSTS_OFF, 4),
 		(unsigned long long)viommu_vtd_mmio_read(vm->vtd, VTD_ICS_OFF, 4),
@@ -631,9 +657,9 @@ void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
 	 * past IQH whose tail the unit never got (a lost doorbell) shows them
 	 * here with their status not yet written. */
 	uint64_t iqa = viommu_vtd_mmio_read(vm->vtd, VTD_IQA_OFF, 8);
-	uint64_t iqh = viommu_vtd_mmio_read(vm->vtd, VTD_IQH_OFF, 8);
-	unsigned shift = (iqa & VTD_IQA_DW_BIT) ? 5 : 4;
-	uint64_t entries = 256ull << (iqa & 7);
+	uint64_t iqh = vtd_iqh(vm);
+	unsigned shift = vtd_desc_shift(iqa);
+	uint64_t entries = vtd_queue_bytes(iqa) >> shift;
 	uint64_t head = (iqh >> shift) % entries;
 	for (int d = -2; d <= 2; d++) {
 		uint64_t i = (head + entries + (uint64_t)(int64_t)d) % entries;
@@ -644,7 +670,7 @@ void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
 			(unsigned long long)(i << shift), d ? "" : " (head)",
 			(unsigned long long)q[0], (unsigned long long)q[1]);
 		/* An invalidation wait with status write: what its status holds. */
-		const uint32_t *st = ((q[0] & 0xf) == 5 && (q[0] & (1u << 5))) ? vmm_gpa(vm, q[1] & ~3ull, 4) : NULL;
+		const uint32_t *st = vtd_wait_status(vm, q);
 		if (st)
 			fprintf(f, " status=%#x (wants %#x)", __atomic_load_n(st, __ATOMIC_RELAXED),
 				(unsigned)(q[0] >> 32));
@@ -656,7 +682,7 @@ void vmm_vtd_print_queue(struct vmm *vm, FILE *f)
 		char map[1025];
 		for (uint64_t i = 0; i < entries; i++) {
 			const uint64_t *q = vmm_gpa(vm, (iqa & ~0xfffull) + (i << shift), 16);
-			const uint32_t *st = q && (q[0] & 0xf) == 5 && (q[0] & (1u << 5)) ? vmm_gpa(vm, q[1] & ~3ull, 4) : NULL;
+			const uint32_t *st = q ? vtd_wait_status(vm, q) : NULL;
 			uint32_t v = st ? __atomic_load_n(st, __ATOMIC_RELAXED) : 0;
 			map[i] = !q ? '?' : !st ? '.' : v < 4 ? "FUDA"[v] : '*';
 		}

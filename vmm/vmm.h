@@ -163,7 +163,7 @@ struct vmm {
 	struct vtd_qlog {
 		uint64_t seq, val, iqh0, iqh1, ns;
 		uint32_t off;
-		int vcpu; /* -1: the I/O thread's doorbell */
+		int doorbell; /* the I/O thread's doorbell, else a vCPU's write */
 	} vtd_qlog[32];
 	uint64_t vtd_qlog_next; /* atomic */
 	unsigned odd_msis;           /* atomic: MSIs with an unusual delivery mode */
