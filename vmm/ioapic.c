@@ -312,7 +312,7 @@ int ioapic_create(struct vmm *vm, struct ioapic **out)
 	for (unsigned i = 0; i < VMM_IOAPIC_PINS; i++)
 		io->rte[i] = RTE_MASK;
 	struct io_range r = {
-		.base = VMM_IOAPIC_BASE, .size = 0x1000, .ctx = io, .read = ioapic_read, .write = ioapic_write,
+		.base = VMM_IOAPIC_BASE, .size = 0x1000, .name = "ioapic", .ctx = io, .read = ioapic_read, .write = ioapic_write,
 	};
 	int ret = vmm_add_mmio(vm, &r);
 	if (ret) {

@@ -49,7 +49,8 @@ static void usage(FILE *f)
 		"  --edu                add a DMA test device with QEMU edu's registers\n"
 		"  --vfio-pci BDF       assign the host PCI function BDF (bound to vfio-pci) to\n"
 		"                       the guest; repeatable (at most %u)\n"
-		"  --stats              print the IOMMU's counters (key=value) on exit\n"
+		"  --stats              print the IOMMU's counters (key=value) and where the\n"
+		"                       vCPUs' exits to user space went, on exit\n"
 		"  --control PATH       a control socket (JSON lines; see viommu-ctl): counters,\n"
 		"                       the fault stream, fault-injection rules at run time\n"
 		"  --help               this text\n"
@@ -286,6 +287,8 @@ int main(int argc, char **argv)
 		vmm_vtd_print_queue(&vm, stderr);
 		vmm_print_vcpus(&vm, stderr);
 	}
+	if (o->stats)
+		vmm_print_exit_profile(&vm, stderr);
 	vmm_teardown(&vm);
 	if (code < 0)
 		code = VMM_EXIT_ERROR;

@@ -87,7 +87,7 @@ static void sync_bars(struct pci_slot *s)
 		}
 		if (want) {
 			struct io_range r = {
-				.base = want, .size = b->size, .ctx = &s->bctx[i], .read = bar_read, .write = bar_write,
+				.base = want, .size = b->size, .name = "pci bar", .ctx = &s->bctx[i], .read = bar_read, .write = bar_write,
 			};
 			int ret = is_io ? vmm_add_pio(vm, &r) : vmm_add_mmio(vm, &r);
 			if (ret) {
@@ -346,9 +346,9 @@ int pci_create(struct vmm *vm, struct pci_bus **out)
 	int r = pcidev_init(&bus->host_bridge, &host_bridge_ops, NULL, &id, rid, NULL, &host);
 	if (r)
 		goto err;
-	struct io_range cf8 = { .base = PCI_CFG_ADDR, .size = 8, .ctx = bus, .read = cf8_read, .write = cf8_write };
+	struct io_range cf8 = { .base = PCI_CFG_ADDR, .size = 8, .name = "pci config", .ctx = bus, .read = cf8_read, .write = cf8_write };
 	struct io_range ecam = {
-		.base = VMM_ECAM_BASE, .size = VMM_ECAM_SIZE, .ctx = bus, .read = ecam_read, .write = ecam_write,
+		.base = VMM_ECAM_BASE, .size = VMM_ECAM_SIZE, .name = "pci ecam", .ctx = bus, .read = ecam_read, .write = ecam_write,
 	};
 	r = vmm_add_pio(vm, &cf8);
 	if (!r)

@@ -248,7 +248,7 @@ int serial_create(struct vmm *vm, const char *where, struct serial **out)
 		}
 	}
 	struct io_range r = {
-		.base = VMM_PORT_COM1, .size = 8, .ctx = s, .read = serial_read, .write = serial_write,
+		.base = VMM_PORT_COM1, .size = 8, .name = "serial", .ctx = s, .read = serial_read, .write = serial_write,
 	};
 	int ret = vmm_add_pio(vm, &r);
 	if (ret) {

@@ -22,6 +22,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <viommu/faultlog.h>
@@ -192,7 +193,7 @@ int vmm_del_pio(struct vmm *vm, void *ctx, uint64_t base)
 /* Find and call the handler; unclaimed reads see all-ones, writes vanish,
  * as on a real bus. */
 static void dispatch(struct vmm *vm, struct io_range *tab, unsigned *nr, uint64_t addr, uint8_t *data,
-		     unsigned len, int is_write)
+		     unsigned len, int is_write, struct io_range *hit)
 {
 	struct io_range r = { 0 };
 	int found = 0;
@@ -206,6 +207,7 @@ static void dispatch(struct vmm *vm, struct io_range *tab, unsigned *nr, uint64_
 		}
 	}
 	pthread_rwlock_unlock(&vm->ranges_lock);
+	*hit = r;
 	if (!found || len == 0 || len > 8) {
 		if (!is_write)
 			memset(data, 0xff, len > 8 ? 8 : len);
@@ -249,22 +251,68 @@ int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32
 /* ------------------------------------------------------------------------ */
 /* vCPUs                                                                    */
 
-static void handle_io(struct vcpu *c)
+static void handle_io(struct vcpu *c, struct io_range *hit)
 {
 	struct kvm_run *run = c->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	for (uint32_t i = 0; i < run->io.count; i++) {
 		dispatch(c->vm, c->vm->pio, &c->vm->nr_pio, run->io.port, data, run->io.size,
-			 run->io.direction == KVM_EXIT_IO_OUT);
+			 run->io.direction == KVM_EXIT_IO_OUT, hit);
 		data += run->io.size;
 	}
 }
 
-static void handle_mmio(struct vcpu *c)
+static void handle_mmio(struct vcpu *c, struct io_range *hit)
 {
 	struct kvm_run *run = c->run;
 	dispatch(c->vm, c->vm->mmio, &c->vm->nr_mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
-		 run->mmio.is_write);
+		 run->mmio.is_write, hit);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Charge one exit's time in user space to its range (or kind). */
+static void prof_add(struct vcpu *c, const char *name, uint64_t base, uint64_t ns)
+{
+	unsigned i;
+	for (i = 0; i < c->nr_prof; i++)
+		if (c->prof[i].name == name && c->prof[i].base == base)
+			break;
+	if (i == c->nr_prof) {
+		if (c->nr_prof == VMM_PROF_SLOTS)
+			i = VMM_PROF_SLOTS - 1; /* the last slot takes the rest */
+		else
+			c->prof[c->nr_prof++] = (struct exit_prof){ .name = name, .base = base };
+	}
+	c->prof[i].count++;
+	c->prof[i].ns += ns;
+}
+
+void vmm_print_exit_profile(struct vmm *vm, FILE *f)
+{
+	/* Per vCPU, then per range: where user-space exits went. A range's
+	 * time is the VMM's own work for it (a virtio notify includes the
+	 * request's disk I/O). */
+	for (unsigned i = 0; i < vm->nr_cpus; i++) {
+		struct vcpu *c = &vm->vcpus[i];
+		uint64_t n = 0;
+		for (unsigned k = 0; k < c->nr_prof; k++)
+			n += c->prof[k].count;
+		fprintf(f, "viommu-vmm: vCPU %u: %llu exits to user space, %.3f s in KVM_RUN, %.3f s outside it\n", i,
+			(unsigned long long)n, (double)c->run_ns / 1e9, (double)c->user_ns / 1e9);
+		for (unsigned k = 0; k < c->nr_prof; k++) {
+			const struct exit_prof *p = &c->prof[k];
+			fprintf(f, "viommu-vmm: vCPU %u exits: %s%s%s%.0llx count=%llu us=%.0f us_per_exit=%.1f\n", i,
+				p->name, p->base ? " at " : "", p->base ? "0x" : "", (unsigned long long)p->base,
+				(unsigned long long)p->count, (double)p->ns / 1e3,
+				p->count ? (double)p->ns / 1e3 / (double)p->count : 0.0);
+		}
+	}
 }
 
 static void *vcpu_thread(void *arg)
@@ -278,8 +326,21 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+	const int prof = vm->opts.stats;
+	uint64_t t_run = prof ? now_ns() : 0;
 	while (!vmm_exiting(vm)) {
+		uint64_t t_enter = 0, t_exit = 0;
+		if (prof) {
+			t_enter = now_ns();
+			c->user_ns += t_enter - t_run;
+		}
 		int r = ioctl(c->fd, KVM_RUN, 0);
+		struct io_range hit = { 0 };
+		const char *kind = NULL;
+		if (prof) {
+			t_exit = t_run = now_ns(); /* user space from here */
+			c->run_ns += t_exit - t_enter;
+		}
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				c->run->immediate_exit = 0;
@@ -290,10 +351,12 @@ static void *vcpu_thread(void *arg)
 		}
 		switch (c->run->exit_reason) {
 		case KVM_EXIT_IO:
-			handle_io(c);
+			handle_io(c, &hit);
+			kind = hit.name ? hit.name : "pio (unclaimed)";
 			break;
 		case KVM_EXIT_MMIO:
-			handle_mmio(c);
+			handle_mmio(c, &hit);
+			kind = hit.name ? hit.name : "mmio (unclaimed)";
 			break;
 		case KVM_EXIT_IOAPIC_EOI:
 			ioapic_eoi(vm->ioapic, c->run->eoi.vector);
@@ -339,6 +402,11 @@ static void *vcpu_thread(void *arg)
 			vmm_request_exit(vm, VMM_EXIT_ERROR, "vCPU %d: unhandled exit reason %u", c->id,
 					 c->run->exit_reason);
 			break;
+		}
+		if (prof) {
+			if (!kind)
+				kind = c->run->exit_reason == KVM_EXIT_INTR ? "signal" : "other";
+			prof_add(c, kind, hit.name ? hit.base : 0, now_ns() - t_exit);
 		}
 	}
 	return NULL;
@@ -840,7 +908,7 @@ static int iommu_setup(struct vmm *vm)
 	if (r)
 		return r;
 	struct io_range vtd_regs = {
-		.base = VMM_VTD_BASE, .size = VIOMMU_VTD_MMIO_SIZE, .ctx = vm, .read = vtd_read, .write = vtd_write,
+		.base = VMM_VTD_BASE, .size = VIOMMU_VTD_MMIO_SIZE, .name = "vtd registers", .ctx = vm, .read = vtd_read, .write = vtd_write,
 	};
 	return vmm_add_mmio(vm, &vtd_regs);
 }
@@ -891,9 +959,9 @@ static void kbd_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 static int platform_setup(struct vmm *vm)
 {
 	struct io_range acpi = {
-		.base = VMM_PORT_ACPI_SLEEP_CTL, .size = 3, .ctx = vm, .read = platform_read, .write = acpi_write,
+		.base = VMM_PORT_ACPI_SLEEP_CTL, .size = 3, .name = "acpi", .ctx = vm, .read = platform_read, .write = acpi_write,
 	};
-	struct io_range kbd = { .base = 0x64, .size = 1, .ctx = vm, .read = platform_read, .write = kbd_write };
+	struct io_range kbd = { .base = 0x64, .size = 1, .name = "kbd", .ctx = vm, .read = platform_read, .write = kbd_write };
 	int r = vmm_add_pio(vm, &acpi);
 	if (!r)
 		r = vmm_add_pio(vm, &kbd);

@@ -69,6 +69,7 @@ struct vmm;
 /* An I/O or MMIO range served by a handler (called on a vCPU thread). */
 struct io_range {
 	uint64_t base, size;
+	const char *name; /* for --stats' exit profile (may be NULL) */
 	void *ctx;
 	uint64_t (*read)(void *ctx, uint64_t off, unsigned len);
 	void (*write)(void *ctx, uint64_t off, uint64_t val, unsigned len);
@@ -76,12 +77,25 @@ struct io_range {
 
 #define VMM_MAX_RANGES 64u
 
+/* --stats: where a vCPU's exits to user space went and how long each took
+ * there (from KVM_RUN's return to the next KVM_RUN). One table per vCPU,
+ * written by its thread only. */
+#define VMM_PROF_SLOTS 24u
+struct exit_prof {
+	const char *name; /* a range's name, or the exit's kind */
+	uint64_t base;    /* the range's base (0 for other kinds) */
+	uint64_t count, ns;
+};
+
 struct vcpu {
 	struct vmm *vm;
 	int id;
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
+	struct exit_prof prof[VMM_PROF_SLOTS];
+	unsigned nr_prof;
+	uint64_t run_ns, user_ns; /* inside KVM_RUN; outside it */
 };
 
 struct serial;
@@ -181,6 +195,7 @@ int vmm_run(struct vmm *vm);
 void vmm_teardown(struct vmm *vm);
 int vmm_add_pio(struct vmm *vm, const struct io_range *r);
 int vmm_add_mmio(struct vmm *vm, const struct io_range *r);
+void vmm_print_exit_profile(struct vmm *vm, FILE *f);
 int vmm_del_mmio(struct vmm *vm, void *ctx, uint64_t base);
 int vmm_del_pio(struct vmm *vm, void *ctx, uint64_t base);
 void vmm_request_exit(struct vmm *vm, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
