@@ -35,7 +35,7 @@ static size_t copy_chunk(viommu *v, uint64_t oaddr, uint8_t *buf, size_t len, in
 				n = (size_t)avail;
 			uint8_t *host = (uint8_t *)r->host + (a - r->gpa);
 			if (is_write)
-				memcpy(host, buf + done, n);
+				mem_store(host, buf + done, n);
 			else
 				memcpy(buf + done, host, n);
 		} else if (r) {
@@ -161,7 +161,7 @@ static inline __attribute__((always_inline)) int dma_copy(viommu_dev *dev, const
 	if (r && !(is_write && (r->flags & VIOMMU_MEM_REGION_READONLY))) {
 		uint8_t *host = (uint8_t *)r->host + (run_oaddr - r->gpa);
 		if (is_write)
-			memcpy(host, buf + run_pos, run_len);
+			mem_store(host, buf + run_pos, run_len);
 		else
 			memcpy(buf + run_pos, host, run_len);
 		*rc = r;

@@ -175,7 +175,7 @@ static int mem_access(struct viommu_mem *mem, uint64_t gpa, void *buf, size_t le
 			if (is_write) {
 				if (r->flags & VIOMMU_MEM_REGION_READONLY)
 					return -EFAULT;
-				memcpy(host, p, chunk);
+				mem_store(host, p, chunk);
 			} else {
 				memcpy(p, host, chunk);
 			}

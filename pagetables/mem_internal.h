@@ -5,6 +5,9 @@
 
 #include <viommu/mem.h>
 
+#include <stdint.h>
+#include <string.h>
+
 #include "alloc.h"
 
 struct viommu_mem {
@@ -15,6 +18,45 @@ struct viommu_mem {
 	viommu_mem_write_fn write;
 	void *ctx;
 };
+
+/*
+ * Store n bytes into guest memory as a device's write lands: a naturally
+ * aligned write of 1, 2, 4 or 8 bytes is one store, never torn and never
+ * repeated. memcpy is not that: glibc's copies a 4-byte word with two
+ * overlapping stores, so a guest that sees the first one and writes the word
+ * at once (Linux frees an invalidation wait's status word as soon as it reads
+ * "done") has its write undone by the second. Longer writes are memcpy.
+ */
+static inline void mem_store(void *dst, const void *src, size_t n)
+{
+	uintptr_t a = (uintptr_t)dst;
+	if (n && n <= 8 && !(n & (n - 1)) && !(a & (n - 1))) {
+		switch (n) {
+		case 1:
+			__atomic_store_n((uint8_t *)dst, *(const uint8_t *)src, __ATOMIC_RELEASE);
+			return;
+		case 2: {
+			uint16_t v;
+			memcpy(&v, src, 2);
+			__atomic_store_n((uint16_t *)dst, v, __ATOMIC_RELEASE);
+			return;
+		}
+		case 4: {
+			uint32_t v;
+			memcpy(&v, src, 4);
+			__atomic_store_n((uint32_t *)dst, v, __ATOMIC_RELEASE);
+			return;
+		}
+		default: {
+			uint64_t v;
+			memcpy(&v, src, 8);
+			__atomic_store_n((uint64_t *)dst, v, __ATOMIC_RELEASE);
+			return;
+		}
+		}
+	}
+	memcpy(dst, src, n);
+}
 
 /* The region holding [gpa, gpa + len), or NULL. len >= 1, no wrap. */
 const struct viommu_mem_region *mem_find(const struct viommu_mem *mem, uint64_t gpa, uint64_t len);
