@@ -516,6 +516,18 @@ static inline uint32_t perms_needed(uint32_t access)
 int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,
 		   struct viommu_translation *out);
 
+/*
+ * The same for a request over [iova, iova + run_len): when the translation
+ * comes from a walk of a one-stage table, out->len also covers the pages
+ * after iova's in the same last-level table that translate alike (output
+ * following on, same permissions), up to the end of the range. One walk and
+ * one translation in the counters for the lot; only iova's page is cached.
+ * run_len 0, an IOTLB hit, a nested domain, or injection rules: iova's page
+ * only, as core_translate.
+ */
+int core_translate_run(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access, uint64_t run_len,
+		       struct viommu_translation *out);
+
 /* notify.c */
 int notify_host_event(viommu_domain *d, const struct viommu_map_event *ev);
 int notify_guest_range(viommu_domain *d, uint64_t first, uint64_t last);

@@ -381,8 +381,11 @@ int viommu_dma_map_ptr(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint64_t 
 	viommu *v = dev->v;
 	int writable = !!(access & VIOMMU_ACCESS_WRITE);
 
+	/* Translated in runs: a walk of a one-stage table goes on along the
+	 * last-level table (core_translate_run), so a large buffer costs a
+	 * walk per table rather than one per page. */
 	struct viommu_translation t;
-	int ret = core_translate(dev, pasid, iova, access, &t);
+	int ret = core_translate_run(dev, pasid, iova, access, len, &t);
 	if (ret) {
 		dma_fault(dev, &t.fault, fault);
 		return ret;
@@ -405,7 +408,7 @@ int viommu_dma_map_ptr(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint64_t 
 	 * (the caller's next call will meet it and report it). */
 	while (got < len) {
 		struct viommu_translation n;
-		if (core_translate(dev, pasid, iova + got, access, &n) || n.oaddr != start + got)
+		if (core_translate_run(dev, pasid, iova + got, access, len - got, &n) || n.oaddr != start + got)
 			break;
 		got += n.len < len - got ? n.len : len - got;
 	}

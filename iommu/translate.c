@@ -63,8 +63,13 @@ static int guest_acc_or(void *ctx, uint64_t addr, uint64_t old, uint64_t bits)
 	return mem_or64(w->v->mem, addr, old, bits);
 }
 
-/* Walk the domain's own table (one stage, or stage 2). */
-static int domain_walk(struct walk_ctx *w, uint64_t in, uint32_t access, int ad, struct viommu_pt_result *res)
+/*
+ * Walk the domain's own table (one stage, or stage 2). With run_len > 0 the
+ * walk goes on along the leaf's table (pt_walk_geom_run) over the pages of
+ * [in, in + run_len) and *pages says how many translate alike; else one.
+ */
+static int domain_walk_run(struct walk_ctx *w, uint64_t in, uint32_t access, int ad, struct viommu_pt_result *res,
+			   uint64_t run_len, uint64_t *pages)
 {
 	viommu_domain *d = w->d;
 	struct pt_acc acc;
@@ -83,9 +88,22 @@ static int domain_walk(struct walk_ctx *w, uint64_t in, uint32_t access, int ad,
 		g = &d->g;
 	}
 	__atomic_fetch_add(&w->v->st_walks, 1, __ATOMIC_RELAXED);
-	int ret = pt_walk_geom(g, &acc, root, in, access, ad, res);
+	int ret;
+	if (run_len) {
+		*pages = pt_walk_geom_run(g, &acc, root, in, access, ad, res, run_len);
+		ret = *pages ? 0 : -EFAULT;
+	} else {
+		ret = pt_walk_geom(g, &acc, root, in, access, ad, res);
+		if (pages)
+			*pages = 1;
+	}
 	__atomic_fetch_add(&w->v->st_refs, res->refs, __ATOMIC_RELAXED);
 	return ret;
+}
+
+static int domain_walk(struct walk_ctx *w, uint64_t in, uint32_t access, int ad, struct viommu_pt_result *res)
+{
+	return domain_walk_run(w, in, access, ad, res, 0, NULL);
 }
 
 /*
@@ -167,19 +185,22 @@ static void s1_on_table(void *ctx, unsigned level, uint64_t table, uint32_t perm
 
 struct walk_out {
 	uint64_t oaddr;
+	uint64_t pages;   /* pages from the request's on that translate alike */
 	unsigned shift;   /* page size of the combined translation */
 	uint32_t perms;   /* for the request's check */
 	uint32_t cperms;  /* for the IOTLB */
 	int cacheable;
 };
 
-static int walk_request(struct walk_ctx *w, struct attach *a, uint64_t iova, uint32_t access,
+static int walk_request(struct walk_ctx *w, struct attach *a, uint64_t iova, uint32_t access, uint64_t run_len,
 			struct walk_out *o, struct viommu_translation *out, viommu_dev *dev, uint32_t pasid)
 {
 	viommu_domain *d = w->d;
 	struct viommu_pt_result r;
 	int ad2 = d->type != VIOMMU_DOMAIN_BLOCKED && d->type != VIOMMU_DOMAIN_IDENTITY &&
 		  (d->g.flags & VIOMMU_PT_F_AD);
+
+	o->pages = 1;
 
 	switch (d->type) {
 	case VIOMMU_DOMAIN_BLOCKED:
@@ -192,7 +213,7 @@ static int walk_request(struct walk_ctx *w, struct attach *a, uint64_t iova, uin
 		o->cacheable = 0;
 		return 0;
 	case VIOMMU_DOMAIN_PAGING: {
-		int ret = domain_walk(w, iova, access, 1, &r);
+		int ret = domain_walk_run(w, iova, access, 1, &r, run_len, &o->pages);
 		out->refs += r.refs;
 		if (ret) {
 			fault_set(out, dev, pasid, iova, access, r.fault, 0, &r);
@@ -354,10 +375,12 @@ static __attribute__((noinline)) int translate_resolve(viommu_dev *dev, uint32_t
 	return -EFAULT;
 }
 
-/* The slow path: walk the tables under the topology read lock. */
+/* The slow path: walk the tables under the topology read lock. With
+ * run_len, a one-stage walk reports in out->len the pages after iova's that
+ * translate alike (see core_translate_run). */
 static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct attach *a, uint32_t pasid,
 						    uint32_t pasidx, uint64_t iova, uint32_t access,
-		     struct viommu_translation *out)
+						    uint64_t run_len, struct viommu_translation *out)
 {
 	viommu *v = dev->v;
 	/* The generation is read before anything the walk depends on, so an
@@ -384,7 +407,7 @@ static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct atta
 	w.d = a->dom;
 	struct walk_out o;
 	memset(&o, 0, sizeof(o));
-	int ret = walk_request(&w, a, iova, access, &o, out, dev, pasid);
+	int ret = walk_request(&w, a, iova, access, run_len, &o, out, dev, pasid);
 	if (!ret && o.cacheable) {
 		uint64_t tag = vcache_tag(w.d->id, pasidx, w.d->type == VIOMMU_DOMAIN_NESTED, o.shift);
 		vcache_insert(&v->iotlb, &v->gen, w.gen, tag, iova >> o.shift,
@@ -396,6 +419,10 @@ static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct atta
 	if (ret)
 		return ret;
 	fill_out(out, iova, o.oaddr & ~((1ull << o.shift) - 1), o.shift, o.perms);
+	/* The rest of a run (only the first page is cached: the others are
+	 * for this caller, who asked for the range at once). */
+	if (o.pages > 1)
+		out->len += (o.pages - 1) << o.shift;
 	return 0;
 }
 
@@ -457,7 +484,7 @@ static __attribute__((noinline)) void verify_hit(viommu_dev *dev, struct attach 
 	if ((word & ATT_VALID) && a->dom) {
 		w.pasidx = (uint32_t)((word >> ATT_TAG_SHIFT) & ATT_TAG_MASK);
 		w.d = a->dom;
-		ret = walk_request(&w, a, iova, access, &o, &t, dev, pasid);
+		ret = walk_request(&w, a, iova, access, 0, &o, &t, dev, pasid);
 	}
 	pthread_rwlock_unlock(&v->topo);
 	uint64_t walked = ret ? ~0ull : (o.oaddr & ~((1ull << o.shift) - 1)) | (iova & ((1ull << o.shift) - 1));
@@ -479,6 +506,12 @@ static __attribute__((noinline)) void verify_hit(viommu_dev *dev, struct attach 
 int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,
 		   struct viommu_translation *out)
 {
+	return core_translate_run(dev, pasid, iova, access, 0, out);
+}
+
+int core_translate_run(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access, uint64_t run_len,
+		       struct viommu_translation *out)
+{
 	viommu *v = dev->v;
 	int ret;
 
@@ -495,6 +528,7 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 			stat_add(v, ST_REFUSED, 1);
 			return ret;
 		}
+		run_len = 0; /* rules are per request address: one page */
 	}
 	struct attach *a;
 	if (__builtin_expect(pasid == VIOMMU_NO_PASID, 1)) {
@@ -527,7 +561,8 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
 		goto check_excl;
 	}
 	stat_add(v, ST_MISS, 1);
-	ret = translate_walk(dev, a, pasid, (uint32_t)((word >> ATT_TAG_SHIFT) & ATT_TAG_MASK), iova, access, out);
+	ret = translate_walk(dev, a, pasid, (uint32_t)((word >> ATT_TAG_SHIFT) & ATT_TAG_MASK), iova, access, run_len,
+			     out);
 	if (ret)
 		return ret;
 check_excl:

@@ -97,7 +97,7 @@ static void walk_fault(struct viommu_pt_result *res, enum viommu_fault_reason wh
  * found the entry changed under it (the caller walks again). */
 static int walk_once(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root,
 		     unsigned start_level, uint32_t start_perms, uint64_t iova, uint32_t access, int ad,
-		     struct viommu_pt_result *res)
+		     struct viommu_pt_result *res, uint32_t *upper)
 {
 	struct {
 		uint64_t addr, val;
@@ -151,6 +151,8 @@ static int walk_once(const struct pt_geom *g, const struct pt_acc *acc, uint64_t
 			walk_fault(res, VIOMMU_FAULT_NOT_PRESENT);
 			return -EFAULT;
 		}
+		if (e.kind == PT_LEAF && upper)
+			*upper = perms; /* what the levels above the leaf grant */
 		perms &= e.perms;
 		path[depth].addr = ea;
 		path[depth].val = pte;
@@ -220,8 +222,9 @@ static int walk_once(const struct pt_geom *g, const struct pt_acc *acc, uint64_t
 	return 0;
 }
 
-int pt_walk_geom_from(const struct pt_geom *g, const struct pt_acc *acc, uint64_t table, unsigned level,
-		      uint32_t perms, uint64_t iova, uint32_t access, int ad, struct viommu_pt_result *res)
+static int walk_retry(const struct pt_geom *g, const struct pt_acc *acc, uint64_t table, unsigned level,
+		      uint32_t perms, uint64_t iova, uint32_t access, int ad, struct viommu_pt_result *res,
+		      uint32_t *upper)
 {
 	int ret;
 	unsigned tries = 0;
@@ -232,14 +235,67 @@ int pt_walk_geom_from(const struct pt_geom *g, const struct pt_acc *acc, uint64_
 		/* References made by an abandoned pass were still made. */
 		res->refs = refs;
 		res->writes = writes;
-		ret = walk_once(g, acc, table, level, perms, iova, access, ad, res);
+		ret = walk_once(g, acc, table, level, perms, iova, access, ad, res, upper);
 	} while (ret == -EAGAIN && ++tries < 8);
 	if (ret == -EAGAIN) {
 		/* The guest keeps rewriting the entries of this walk: the
 		 * translation read is still one the guest had in place. */
-		ret = walk_once(g, acc, table, level, perms, iova, access, 0, res);
+		ret = walk_once(g, acc, table, level, perms, iova, access, 0, res, upper);
 	}
 	return ret;
+}
+
+int pt_walk_geom_from(const struct pt_geom *g, const struct pt_acc *acc, uint64_t table, unsigned level,
+		      uint32_t perms, uint64_t iova, uint32_t access, int ad, struct viommu_pt_result *res)
+{
+	return walk_retry(g, acc, table, level, perms, iova, access, ad, res, NULL);
+}
+
+uint64_t pt_walk_geom_run(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t iova,
+			  uint32_t access, int ad, struct viommu_pt_result *res, uint64_t len)
+{
+	uint32_t upper = 0;
+	if (walk_retry(g, acc, root, g->levels, VIOMMU_PERM_ALL, iova, access, ad, res, &upper))
+		return 0;
+	/* Along the leaf's own table: entries of the same kind, each a page
+	 * of the table's natural size (not a replicated larger one), whose
+	 * output follows on and which grant exactly what the first grants
+	 * (so one permission describes the run). */
+	unsigned level = res->level;
+	unsigned shift = pt_entry_shift(level);
+	if (res->page_size != 1ull << shift || level == 0 || level >= g->levels)
+		return 1;
+	uint64_t base = res->oaddr & ~(res->page_size - 1);
+	unsigned idx = pt_index(iova, level);
+	uint64_t n = 1;
+	uint64_t off = iova & (res->page_size - 1);
+	/* Pages holding [iova, iova + len): len - 1 + off cannot wrap (the
+	 * caller's range does not). */
+	uint64_t max_pages = len ? ((off + (len - 1)) >> shift) + 1 : 1;
+	int adw = ad && (g->flags & VIOMMU_PT_F_AD);
+	uint64_t bits = adw ? g->fmt->ad_bits(g, level, 1, !!(access & VIOMMU_ACCESS_WRITE)) : 0;
+	while (n < max_pages && idx + n < PT_ENTRIES) {
+		uint64_t ea = res->entry_addr + n * 8, pte;
+		struct pt_entry e;
+		if (acc->read(acc->ctx, ea, &pte))
+			break;
+		res->refs++;
+		memset(&e, 0, sizeof(e));
+		g->fmt->decode(g, pte, level, &e);
+		if (e.kind != PT_LEAF || e.fault != VIOMMU_FAULT_NONE || e.size_shift != shift ||
+		    e.addr != base + (n << shift) || (upper & e.perms) != res->perms)
+			break;
+		if (bits && (pte & bits) != bits) {
+			/* As a walk of this page would: the leaf's accessed
+			 * (and for a write dirty) bits. The levels above are
+			 * the first walk's and have them already. */
+			if (acc->or(acc->ctx, ea, pte, bits))
+				break;
+			res->writes++;
+		}
+		n++;
+	}
+	return n;
 }
 
 int pt_walk_geom(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t iova,

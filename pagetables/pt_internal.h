@@ -102,6 +102,19 @@ int pt_walk_geom_from(const struct pt_geom *g, const struct pt_acc *acc, uint64_
 		      uint32_t perms, uint64_t iova, uint32_t access, int ad, struct viommu_pt_result *res);
 
 /*
+ * A walk of iova from the root (as pt_walk_geom) that goes on along the
+ * leaf's table: the pages after iova's whose entries sit in the same table,
+ * are leaves of its natural size, map the output right after the page before
+ * and grant the same permissions (accessed/dirty bits set on each as a walk
+ * would). Returns how many pages from iova's on translate so, no more than
+ * hold [iova, iova + len) (len 0: one), or 0 when the walk of iova faulted
+ * (res says why). res describes iova's page; its refs and writes count the
+ * whole run.
+ */
+uint64_t pt_walk_geom_run(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t iova,
+			  uint32_t access, int ad, struct viommu_pt_result *res, uint64_t len);
+
+/*
  * Visit every leaf of a table that overlaps [first, last], in address order
  * (a replicated AMD-Vi page once). Entries that cannot be read or decode to a
  * fault are skipped as not mapped. A non-zero return of fn stops the visit

@@ -935,6 +935,128 @@ static void test_paging_guest(void)
 	}
 }
 
+/*
+ * viommu_dma_map_ptr over guest-owned one-stage tables translates in runs: a
+ * walk goes on along the last-level table (core_translate_run), so a buffer
+ * of many pages costs a walk per table, with the same results as page by
+ * page: where the output stops following on, a permission changes, a page is
+ * missing or the table ends. A write sets the dirty bit of every page of the
+ * run, as a walk of each would.
+ */
+static uint64_t walks_of(struct env *e)
+{
+	struct viommu_stats st;
+	viommu_get_stats(e->v, &st);
+	return st.walks;
+}
+
+static void test_map_ptr_runs(void)
+{
+	static const struct fmtcase cases[] = {
+		{ "vtd-4", VIOMMU_PT_VTD_SL, 4, 0 },
+		{ "x86-4-ad", VIOMMU_PT_X86_64, 4, VIOMMU_PT_F_AD },
+		{ "amd-4", VIOMMU_PT_AMD_V1, 4, 0 },
+	};
+	for (unsigned f = 0; f < sizeof(cases) / sizeof(cases[0]); f++) {
+		const struct fmtcase *fc = &cases[f];
+		struct env e;
+		core_case("map_ptr runs %s", fc->name);
+		if (!CHECK_EQ(env_init(&e, 0), 0))
+			return;
+		struct viommu_pt_config pc = pt_cfg(fc->fmt, fc->levels, fc->flags, 0);
+		viommu_pt *pt = gpt_create(&e.gt, e.gm, pc);
+		if (!CHECK(pt != NULL))
+			return;
+		viommu_domain *d = DOM(&e, VIOMMU_DOMAIN_PAGING, 0, pc);
+		viommu_dev *dev = DEV(&e, 0, 0x28);
+		ATTACH(dev, NOPASID, d, NULL);
+		uint32_t rw = PR | PW | PU;
+		const uint64_t A = 0x40000000ull; /* 2 MiB aligned: one last-level table */
+		/* Page by page: 4 KiB leaves in every format (AMD-Vi would map a
+		 * larger aligned range with larger pages). */
+#define PTMAP4K(iova, pa, pages, prot)                                                  \
+	for (uint64_t k_ = 0; k_ < (pages); k_++)                                         \
+		PTMAP(pt, (iova) + k_ * 0x1000, (pa) + k_ * 0x1000, 0x1000, prot)
+		PTMAP4K(A, 0x600000, 64, rw);
+		/* A gap in the output after 10 pages. */
+		PTMAP4K(A + 0x100000, 0x700000, 10, rw);
+		PTMAP4K(A + 0x10a000, 0x780000, 4, rw);
+		/* The permission changes after 5 pages (both readable). */
+		PTMAP4K(A + 0x120000, 0x800000, 5, rw);
+		PTMAP4K(A + 0x125000, 0x805000, 5, PR | PU);
+		/* A missing page after 7. */
+		PTMAP4K(A + 0x140000, 0x900000, 7, rw);
+		PTMAP4K(A + 0x148000, 0x908000, 4, rw);
+		/* Across a last-level table's end: 4 pages before it, 4 after. */
+		PTMAP4K(A + 0x200000 - 0x4000, 0xa00000, 8, rw);
+#undef PTMAP4K
+		CHECK_EQ(viommu_domain_set_root(d, viommu_pt_root(pt)), 0);
+
+		void *host = NULL;
+		uint64_t ml = 0, w0 = walks_of(&e), n0 = e.fl.n;
+		CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x10, 64 * 0x1000 - 0x10, R, &host, &ml, NULL), 0);
+		CHECK(host == e.ram0 + 0x600010);
+		CHECK_EQ(ml, 64 * 0x1000 - 0x10);
+		CHECK_EQ(walks_of(&e) - w0, 1);
+		/* Page by page it translates the same. */
+		for (unsigned i = 0; i < 64; i += 7)
+			XOK(&e, dev, NOPASID, A + i * 0x1000ull + 0x123, R, 0x600123 + i * 0x1000ull);
+
+		/* Two walks: the run, and the next page's (which does not
+		 * follow on; it is cached, so the second call starts with a hit
+		 * and walks once for the rest). */
+		w0 = walks_of(&e);
+		CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x100000, 14 * 0x1000, R, &host, &ml, NULL), 0);
+		CHECK(host == e.ram0 + 0x700000);
+		CHECK_EQ(ml, 10 * 0x1000);
+		CHECK_EQ(walks_of(&e) - w0, 2);
+		w0 = walks_of(&e);
+		CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x10a000, 4 * 0x1000, R, &host, &ml, NULL), 0);
+		CHECK(host == e.ram0 + 0x780000);
+		CHECK_EQ(ml, 4 * 0x1000);
+		CHECK_EQ(walks_of(&e) - w0, 1);
+
+		/* Read: both parts; the run stops where the permission changes and
+		 * the next walk goes on. Write: only the writable part. */
+		w0 = walks_of(&e);
+		CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x120000, 10 * 0x1000, R, &host, &ml, NULL), 0);
+		CHECK(host == e.ram0 + 0x800000);
+		CHECK_EQ(ml, 10 * 0x1000);
+		CHECK_EQ(walks_of(&e) - w0, 2);
+		CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x121000, 9 * 0x1000, W, &host, &ml, NULL), 0);
+		CHECK_EQ(ml, 4 * 0x1000);
+
+		CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x140000, 12 * 0x1000, R, &host, &ml, NULL), 0);
+		CHECK(host == e.ram0 + 0x900000);
+		CHECK_EQ(ml, 7 * 0x1000);
+		CHECK_EQ(e.fl.n, n0); /* a fault past the first page is not reported */
+
+		w0 = walks_of(&e);
+		CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x200000 - 0x4000, 8 * 0x1000, R, &host, &ml, NULL), 0);
+		CHECK(host == e.ram0 + 0xa00000);
+		CHECK_EQ(ml, 8 * 0x1000);
+		CHECK_EQ(walks_of(&e) - w0, 2);
+
+		/* Dirty bits: a write run marks each page it covers, and no other. */
+		if (fc->flags & VIOMMU_PT_F_AD) {
+			CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x3000, 16 * 0x1000, W, &host, &ml, NULL), 0);
+			CHECK_EQ(ml, 16 * 0x1000);
+			for (unsigned i = 2; i < 20; i++) {
+				struct viommu_pt_result res;
+				/* A read walk sets A only: D is the run's. */
+				CHECK_EQ(viommu_pt_walk(&pc, e.gm, viommu_pt_root(pt), A + i * 0x1000ull, R | P, &res), 0);
+				int dirty = !!(res.entry & (1ull << 6));
+				core_case("map_ptr runs %s: dirty bit of page %u", fc->name, i);
+				CHECK_EQ(dirty, i >= 3 && i < 19);
+			}
+		}
+		CHECK_EQ(viommu_dev_detach(dev, NOPASID), 0);
+		CHECK_EQ(viommu_domain_destroy(d), 0);
+		viommu_pt_destroy(pt);
+		env_fini(&e);
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /* Nested                                                                   */
 
@@ -2272,6 +2394,7 @@ int main(void)
 	test_blocked_identity();
 	test_paging_host();
 	test_paging_guest();
+	test_map_ptr_runs();
 	test_debug_verify();
 	test_nested();
 	test_devices();
