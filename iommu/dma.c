@@ -198,7 +198,8 @@ static int dma_rw(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, 
 	 * hits once at the end: pages of the smallest size cached in bursts
 	 * (iotlb_follow), the others one by one (iotlb_probe); anything else
 	 * (a miss, a PASID never attached, injection rules, exclusions) goes
-	 * through core_translate.
+	 * through core_translate_run, whose walk covers the pages after a miss
+	 * that sit in the same last-level table and follow on.
 	 */
 	viommu *v = dev->v;
 	struct attach *a = pasid == VIOMMU_NO_PASID ? &dev->nopasid : dev_attach_slot(dev, pasid);
@@ -261,7 +262,7 @@ static int dma_rw(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint8_t *buf, 
 			hits++;
 		} else {
 			struct viommu_translation t;
-			ret = core_translate(dev, pasid, cur, access, &t);
+			ret = core_translate_run(dev, pasid, cur, access, len - pos, &t);
 			if (ret) {
 				if (run_len && dma_copy(dev, &rc, pasid, iova, buf, access, is_write, run_oaddr, run_pos,
 							 run_len, &copied, fault)) {

@@ -1037,6 +1037,25 @@ static void test_map_ptr_runs(void)
 		CHECK_EQ(ml, 8 * 0x1000);
 		CHECK_EQ(walks_of(&e) - w0, 2);
 
+		/* Copies translate in runs too. */
+		viommu_invalidate_all(e.v);
+		static uint8_t cbuf[64 * 0x1000];
+		size_t cdone = 0;
+		w0 = walks_of(&e);
+		CHECK_EQ(viommu_dma_read(dev, NOPASID, A + 0x800, cbuf, sizeof(cbuf) - 0x800, 0, &cdone, NULL), 0);
+		CHECK_EQ(cdone, sizeof(cbuf) - 0x800);
+		CHECK(!memcmp(cbuf, e.ram0 + 0x600800, sizeof(cbuf) - 0x800));
+		CHECK_EQ(walks_of(&e) - w0, 1);
+		/* Up to a missing page: the bytes before it, and its fault. */
+		struct viommu_fault_record cf;
+		memset(&cf, 0, sizeof(cf));
+		n0 = e.fl.n;
+		CHECK_EQ(viommu_dma_read(dev, NOPASID, A + 0x140000, cbuf, 12 * 0x1000, 0, &cdone, &cf), -EFAULT);
+		CHECK_EQ(cdone, 7 * 0x1000);
+		CHECK_EQ(cf.addr, A + 0x147000);
+		CHECK_EQ(cf.reason, VIOMMU_FAULT_NOT_PRESENT);
+		CHECK_EQ(e.fl.n, n0 + 1);
+
 		/* Dirty bits: a write run marks each page it covers, and no other. */
 		if (fc->flags & VIOMMU_PT_F_AD) {
 			CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x3000, 16 * 0x1000, W, &host, &ml, NULL), 0);
