@@ -522,8 +522,8 @@ int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t acce
  * after iova's in the same last-level table that translate alike (output
  * following on, same permissions), up to the end of the range. One walk and
  * one translation in the counters for the lot; only iova's page is cached.
- * run_len 0, an IOTLB hit, a nested domain, or injection rules: iova's page
- * only, as core_translate.
+ * run_len 0, an IOTLB hit, a nested domain, injection rules or exclusion
+ * ranges: iova's page only, as core_translate.
  */
 int core_translate_run(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access, uint64_t run_len,
 		       struct viommu_translation *out);

@@ -224,7 +224,7 @@ static int walk_once(const struct pt_geom *g, const struct pt_acc *acc, uint64_t
 
 static int walk_retry(const struct pt_geom *g, const struct pt_acc *acc, uint64_t table, unsigned level,
 		      uint32_t perms, uint64_t iova, uint32_t access, int ad, struct viommu_pt_result *res,
-		      uint32_t *upper)
+		      uint32_t *upper, int *no_ad)
 {
 	int ret;
 	unsigned tries = 0;
@@ -241,6 +241,8 @@ static int walk_retry(const struct pt_geom *g, const struct pt_acc *acc, uint64_
 		/* The guest keeps rewriting the entries of this walk: the
 		 * translation read is still one the guest had in place. */
 		ret = walk_once(g, acc, table, level, perms, iova, access, 0, res, upper);
+		if (no_ad)
+			*no_ad = 1;
 	}
 	return ret;
 }
@@ -248,15 +250,18 @@ static int walk_retry(const struct pt_geom *g, const struct pt_acc *acc, uint64_
 int pt_walk_geom_from(const struct pt_geom *g, const struct pt_acc *acc, uint64_t table, unsigned level,
 		      uint32_t perms, uint64_t iova, uint32_t access, int ad, struct viommu_pt_result *res)
 {
-	return walk_retry(g, acc, table, level, perms, iova, access, ad, res, NULL);
+	return walk_retry(g, acc, table, level, perms, iova, access, ad, res, NULL, NULL);
 }
 
 uint64_t pt_walk_geom_run(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t iova,
 			  uint32_t access, int ad, struct viommu_pt_result *res, uint64_t len)
 {
 	uint32_t upper = 0;
-	if (walk_retry(g, acc, root, g->levels, VIOMMU_PERM_ALL, iova, access, ad, res, &upper))
+	int no_ad = 0;
+	if (walk_retry(g, acc, root, g->levels, VIOMMU_PERM_ALL, iova, access, ad, res, &upper, &no_ad))
 		return 0;
+	if (no_ad)
+		return 1; /* the guest kept rewriting the path: no run on it */
 	/* Along the leaf's own table: entries of the same kind, each a page
 	 * of the table's natural size (not a replicated larger one), whose
 	 * output follows on and which grant exactly what the first grants

@@ -284,10 +284,14 @@ static void prof_add(struct vcpu *c, const char *name, uint64_t base, uint64_t n
 		if (c->prof[i].name == name && c->prof[i].base == base)
 			break;
 	if (i == c->nr_prof) {
-		if (c->nr_prof == VMM_PROF_SLOTS)
-			i = VMM_PROF_SLOTS - 1; /* the last slot takes the rest */
-		else
+		if (c->nr_prof == VMM_PROF_SLOTS - 1) {
+			/* The last slot takes the rest, under its own name. */
+			i = VMM_PROF_SLOTS - 1;
+			if (c->prof[i].name == NULL)
+				c->prof[i].name = "other ranges";
+		} else {
 			c->prof[c->nr_prof++] = (struct exit_prof){ .name = name, .base = base };
+		}
 	}
 	c->prof[i].count++;
 	c->prof[i].ns += ns;
@@ -301,12 +305,14 @@ void vmm_print_exit_profile(struct vmm *vm, FILE *f)
 	for (unsigned i = 0; i < vm->nr_cpus; i++) {
 		struct vcpu *c = &vm->vcpus[i];
 		uint64_t n = 0;
-		for (unsigned k = 0; k < c->nr_prof; k++)
+		for (unsigned k = 0; k < VMM_PROF_SLOTS; k++)
 			n += c->prof[k].count;
 		fprintf(f, "viommu-vmm: vCPU %u: %llu exits to user space, %.3f s in KVM_RUN, %.3f s outside it\n", i,
 			(unsigned long long)n, (double)c->run_ns / 1e9, (double)c->user_ns / 1e9);
-		for (unsigned k = 0; k < c->nr_prof; k++) {
+		for (unsigned k = 0; k < VMM_PROF_SLOTS; k++) {
 			const struct exit_prof *p = &c->prof[k];
+			if (!p->count)
+				continue;
 			fprintf(f, "viommu-vmm: vCPU %u exits: %s%s%s%.0llx count=%llu us=%.0f us_per_exit=%.1f\n", i,
 				p->name, p->base ? " at " : "", p->base ? "0x" : "", (unsigned long long)p->base,
 				(unsigned long long)p->count, (double)p->ns / 1e3,
@@ -344,6 +350,8 @@ static void *vcpu_thread(void *arg)
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				c->run->immediate_exit = 0;
+				if (prof)
+					prof_add(c, "signal", 0, now_ns() - t_exit);
 				continue;
 			}
 			vmm_request_exit(vm, VMM_EXIT_ERROR, "vCPU %d: KVM_RUN failed: %s", c->id, strerror(errno));

@@ -1068,6 +1068,19 @@ static void test_map_ptr_runs(void)
 				core_case("map_ptr runs %s: dirty bit of page %u", fc->name, i);
 				CHECK_EQ(dirty, i >= 3 && i < 19);
 			}
+			/* With an excluded page in the way, a write stops before it and
+			 * marks nothing past it (the excluded page's own walk sets its
+			 * bit, as a walk page by page does). */
+			CHECK_EQ(viommu_exclude_range(e.v, 0x600000 + 0x24000, 0x1000), 0);
+			CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x20000, 8 * 0x1000, W, &host, &ml, NULL), 0);
+			CHECK_EQ(ml, 4 * 0x1000);
+			for (unsigned i = 0x20; i < 0x28; i++) {
+				struct viommu_pt_result res;
+				CHECK_EQ(viommu_pt_walk(&pc, e.gm, viommu_pt_root(pt), A + i * 0x1000ull, R | P, &res), 0);
+				core_case("map_ptr runs %s: dirty bit of page %#x beside an exclusion", fc->name, i);
+				CHECK_EQ(!!(res.entry & (1ull << 6)), i <= 0x24);
+			}
+			CHECK_EQ(viommu_unexclude_range(e.v, 0x600000 + 0x24000, 0x1000), 0);
 		}
 		CHECK_EQ(viommu_dev_detach(dev, NOPASID), 0);
 		CHECK_EQ(viommu_domain_destroy(d), 0);
