@@ -82,7 +82,31 @@ phase() {
 		i=$((i + 1))
 	done
 }
+# irqs FILE: the interrupt counts per CPU now. irq_delta A B NAME: after the
+# run, a line per interrupt that moved between two snapshots, with how many
+# per read on each CPU ("bench-guest: irqs read1m LOC 12.0 0.5 Local timer
+# interrupts"): which CPU a read wakes, and why.
+irqs() { cat /proc/interrupts >"$1" 2>/dev/null; }
+irq_delta() {
+	awk -v name="$3" -v reads="$4" '
+	NR == FNR { if (FNR == 1) next; a[$1] = $0; next }
+	FNR == 1 { ncpu = NF; next }
+	{
+		if (!($1 in a)) next
+		split(a[$1], o)
+		line = ""; moved = 0
+		for (c = 2; c <= ncpu + 1; c++) {
+			d = $c - o[c]; if (d != 0) moved = 1
+			line = line sprintf(" %.1f", d / reads)
+		}
+		desc = ""
+		for (c = ncpu + 2; c <= NF; c++) desc = desc " " $c
+		if (moved) print "bench-guest: irqs " name " " $1 line " " desc
+	}' "$1" "$2"
+}
+irqs /tmp/irq0
 phase read1m m1s 1M "$m1"
+irqs /tmp/irq1
 phase read4k k4s 4k "$k4"
 # The 1 MiB reads again into a buffer whose every 4 KiB page is its own
 # DMA segment (and, strict, its own invalidation): the worst case of a
@@ -90,4 +114,5 @@ phase read4k k4s 4k "$k4"
 phase read1mx m1x 1M "$m1" --scatter
 echo "@@done"
 cat /tmp/bench.out
+irq_delta /tmp/irq0 /tmp/irq1 read1m $((m1 * reps))
 exit 0
