@@ -1037,6 +1037,15 @@ static void test_map_ptr_runs(void)
 		CHECK_EQ(ml, 8 * 0x1000);
 		CHECK_EQ(walks_of(&e) - w0, 2);
 
+		/* Runs of 2 MiB pages: four of them, one walk. */
+		PTMAP(pt, A + 0x40000000ull, 0x0, 4 * 0x200000, rw);
+		w0 = walks_of(&e);
+		CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A + 0x40000000ull + 0x1000, 4 * 0x200000 - 0x1000, R, &host,
+					    &ml, NULL), 0);
+		CHECK(host == e.ram0 + 0x1000);
+		CHECK_EQ(ml, 4 * 0x200000 - 0x1000);
+		CHECK_EQ(walks_of(&e) - w0, 1);
+
 		/* Copies translate in runs too. */
 		viommu_invalidate_all(e.v);
 		static uint8_t cbuf[64 * 0x1000];
