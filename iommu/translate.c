@@ -6,7 +6,6 @@
 #include "core_internal.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #define PERM_BITS 0xfull
@@ -375,6 +374,16 @@ static __attribute__((noinline)) int translate_resolve(viommu_dev *dev, uint32_t
 	return -EFAULT;
 }
 
+/* A walk context for a request of dev's at pasid, inserting into the caches
+ * under generation `gen` (~0: never). */
+static void walk_ctx_init(struct walk_ctx *w, viommu_dev *dev, uint32_t pasid, uint32_t access, uint64_t gen)
+{
+	memset(w, 0, sizeof(*w));
+	w->v = dev->v;
+	w->gen = gen;
+	w->who = (struct inject_req){ .has_rid = 1, .rid = dev->rid, .has_pasid = 1, .pasid = pasid, .access = access };
+}
+
 /* The slow path: walk the tables under the topology read lock. With
  * run_len, a one-stage walk reports in out->len the pages after iova's that
  * translate alike (see core_translate_run). */
@@ -386,13 +395,11 @@ static __attribute__((noinline)) int translate_walk(viommu_dev *dev, struct atta
 	/* The generation is read before anything the walk depends on, so an
 	 * invalidation racing with it stops its insert. */
 	struct walk_ctx w;
-	memset(&w, 0, sizeof(w));
-	w.v = v;
-	w.gen = __atomic_load_n(&v->gen, __ATOMIC_SEQ_CST);
+	uint64_t gen = __atomic_load_n(&v->gen, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&v->inval_active, __ATOMIC_SEQ_CST))
-		w.gen = ~0ull; /* a generation never reached: no inserts */
+		gen = ~0ull; /* a generation never reached: no inserts */
+	walk_ctx_init(&w, dev, pasid, access, gen);
 	w.pasidx = pasidx;
-	w.who = (struct inject_req){ .has_rid = 1, .rid = dev->rid, .has_pasid = 1, .pasid = pasid, .access = access };
 	pthread_rwlock_rdlock(&v->topo);
 	uint64_t word = __atomic_load_n(&a->word, __ATOMIC_ACQUIRE);
 	if (!(word & ATT_VALID) || !a->dom) {
@@ -476,10 +483,7 @@ static __attribute__((noinline)) void verify_hit(viommu_dev *dev, struct attach 
 {
 	viommu *v = dev->v;
 	struct walk_ctx w;
-	memset(&w, 0, sizeof(w));
-	w.v = v;
-	w.gen = ~0ull; /* no inserts */
-	w.who = (struct inject_req){ .has_rid = 1, .rid = dev->rid, .has_pasid = 1, .pasid = pasid, .access = access };
+	walk_ctx_init(&w, dev, pasid, access, ~0ull); /* no inserts */
 	struct viommu_translation t;
 	memset(&t, 0, sizeof(t));
 	struct walk_out o;
@@ -498,15 +502,12 @@ static __attribute__((noinline)) void verify_hit(viommu_dev *dev, struct attach 
 	if (!ret && walked == cached)
 		return;
 	uint64_t n = __atomic_fetch_add(&v->debug_stale, 1, __ATOMIC_RELAXED);
-	if (n < 20) {
-		char msg[256];
-		snprintf(msg, sizeof(msg),
+	if (n < 20)
+		core_log(v, VIOMMU_LOG_ERROR,
 			 "debug: stale IOTLB hit #%llu: %02x:%02x.%u iova %#llx -> %#llx cached, the tables give %s %#llx",
 			 (unsigned long long)n, dev->rid.bus, dev->rid.devfn >> 3, dev->rid.devfn & 7,
 			 (unsigned long long)iova, (unsigned long long)cached, ret ? "a fault, reason" : "",
 			 ret ? (unsigned long long)t.fault.reason : (unsigned long long)walked);
-		core_log(v, VIOMMU_LOG_ERROR, "%s", msg);
-	}
 }
 
 int core_translate(viommu_dev *dev, uint32_t pasid, uint64_t iova, uint32_t access,

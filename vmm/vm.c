@@ -649,10 +649,8 @@ static void vtd_logged_write(struct vmm *vm, int doorbell, uint64_t iqh0, uint64
 	viommu_vtd_mmio_write(vm->vtd, off, val, len);
 	uint64_t iqh1 = vtd_iqh(vm);
 	uint64_t seq = __atomic_fetch_add(&vm->vtd_qlog_next, 1, __ATOMIC_RELAXED);
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	vm->vtd_qlog[seq % 32] = (struct vtd_qlog){ .seq = seq, .val = val, .iqh0 = iqh0, .iqh1 = iqh1,
-		.ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec, .off = (uint32_t)off, .doorbell = doorbell };
+		.ns = now_ns(), .off = (uint32_t)off, .doorbell = doorbell };
 }
 
 static void vtd_doorbell_rang(void *ctx, int fd)

@@ -850,6 +850,30 @@ static void test_debug_verify(void)
 	env_fini(&e);
 }
 
+/* A fresh environment with a paging domain over a guest-owned table of fc's
+ * format, and a device at bus 0, devfn, attached to it without a PASID.
+ * Nonzero (a check failed) when it could not be built. */
+struct gpaging {
+	struct viommu_pt_config pc;
+	viommu_pt *pt;
+	viommu_domain *d;
+	viommu_dev *dev;
+};
+
+static int gpaging_init(struct env *e, const struct fmtcase *fc, uint8_t devfn, struct gpaging *gp)
+{
+	if (!CHECK_EQ(env_init(e, 0), 0))
+		return -1;
+	gp->pc = pt_cfg(fc->fmt, fc->levels, fc->flags, 0);
+	gp->pt = gpt_create(&e->gt, e->gm, gp->pc);
+	if (!CHECK(gp->pt != NULL))
+		return -1;
+	gp->d = DOM(e, VIOMMU_DOMAIN_PAGING, 0, gp->pc);
+	gp->dev = DEV(e, 0, devfn);
+	ATTACH(gp->dev, NOPASID, gp->d, NULL);
+	return 0;
+}
+
 static void test_paging_guest(void)
 {
 	static const struct fmtcase cases[] = {
@@ -862,15 +886,12 @@ static void test_paging_guest(void)
 		const struct fmtcase *fc = &cases[f];
 		struct env e;
 		core_case("paging guest %s", fc->name);
-		if (!CHECK_EQ(env_init(&e, 0), 0))
+		struct gpaging gp;
+		if (gpaging_init(&e, fc, 0x20, &gp))
 			return;
-		struct viommu_pt_config pc = pt_cfg(fc->fmt, fc->levels, fc->flags, 0);
-		viommu_pt *pt = gpt_create(&e.gt, e.gm, pc);
-		if (!CHECK(pt != NULL))
-			return;
-		viommu_domain *d = DOM(&e, VIOMMU_DOMAIN_PAGING, 0, pc);
-		viommu_dev *dev = DEV(&e, 0, 0x20);
-		ATTACH(dev, NOPASID, d, NULL);
+		viommu_pt *pt = gp.pt;
+		viommu_domain *d = gp.d;
+		viommu_dev *dev = gp.dev;
 		uint32_t rw = PR | PW | PU | PX;
 		PTMAP(pt, 0x1000, 0x200000, 0x1000, rw);
 		PTMAP(pt, 0x2000, 0x201000, 0x1000, PR | PU);
@@ -961,15 +982,13 @@ static void test_map_ptr_runs(void)
 		const struct fmtcase *fc = &cases[f];
 		struct env e;
 		core_case("map_ptr runs %s", fc->name);
-		if (!CHECK_EQ(env_init(&e, 0), 0))
+		struct gpaging gp;
+		if (gpaging_init(&e, fc, 0x28, &gp))
 			return;
-		struct viommu_pt_config pc = pt_cfg(fc->fmt, fc->levels, fc->flags, 0);
-		viommu_pt *pt = gpt_create(&e.gt, e.gm, pc);
-		if (!CHECK(pt != NULL))
-			return;
-		viommu_domain *d = DOM(&e, VIOMMU_DOMAIN_PAGING, 0, pc);
-		viommu_dev *dev = DEV(&e, 0, 0x28);
-		ATTACH(dev, NOPASID, d, NULL);
+		struct viommu_pt_config pc = gp.pc;
+		viommu_pt *pt = gp.pt;
+		viommu_domain *d = gp.d;
+		viommu_dev *dev = gp.dev;
 		uint32_t rw = PR | PW | PU;
 		const uint64_t A = 0x40000000ull; /* 2 MiB aligned: one last-level table */
 		/* Page by page: 4 KiB leaves in every format (AMD-Vi would map a

@@ -59,6 +59,24 @@ static uint64_t bp_stop(int fd)
 	return n;
 }
 
+/* Write `len` bytes of val at gpa, with viommu_mem_write (dev NULL) or a
+ * device's viommu_dma_write: the bytes land, in one store. */
+static void check_one_store(struct vg *g, viommu_dev *dev, uint64_t gpa, uint64_t val, unsigned len)
+{
+	int fd = bp_open(g->ram + gpa, len);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	bp_start(fd);
+	int r = dev ? viommu_dma_write(dev, VIOMMU_NO_PASID, gpa, &val, len, 0, NULL, NULL)
+		    : viommu_mem_write(viommu_get_mem(g->v), gpa, &val, len);
+	uint64_t n = bp_stop(fd);
+	close(fd);
+	CHECK_EQ(r, 0);
+	CHECK_EQ(vg_le(g->ram + gpa, len), vg_le((const uint8_t *)&val, len));
+	CHECK_EQ(n, 1);
+}
+
 int main(void)
 {
 	struct vg g;
@@ -106,23 +124,10 @@ int main(void)
 	}
 
 	/* viommu_mem_write of aligned words. */
-	viommu_mem *mem = viommu_get_mem(g.v);
 	static const unsigned lens[] = { 1, 2, 4, 8 };
 	for (unsigned k = 0; k < 4; k++) {
-		uint64_t gpa = VG_DATA + 0x100 + 8 * k;
-		uint64_t val = 0x0102030405060708ull;
-		int fd = bp_open(g.ram + gpa, lens[k]);
 		vt_case("viommu_mem_write of %u bytes", lens[k]);
-		CHECK(fd >= 0);
-		if (fd < 0)
-			continue;
-		bp_start(fd);
-		int r = viommu_mem_write(mem, gpa, &val, lens[k]);
-		uint64_t n = bp_stop(fd);
-		close(fd);
-		CHECK_EQ(r, 0);
-		CHECK_EQ(vg_le(g.ram + gpa, lens[k]), vg_le((const uint8_t *)&val, lens[k]));
-		CHECK_EQ(n, 1);
+		check_one_store(&g, NULL, VG_DATA + 0x100 + 8 * k, 0x0102030405060708ull, lens[k]);
 	}
 
 	/* A device's 4- and 8-byte writes through an identity domain. */
@@ -134,20 +139,8 @@ int main(void)
 	    CHECK_EQ(viommu_domain_create(g.v, &dc, &dom), 0) &&
 	    CHECK_EQ(viommu_dev_attach(dev, VIOMMU_NO_PASID, dom, NULL), 0)) {
 		for (unsigned k = 2; k < 4; k++) {
-			uint64_t gpa = VG_DATA + 0x200 + 8 * k;
-			uint64_t val = 0x1112131415161718ull;
-			int fd = bp_open(g.ram + gpa, lens[k]);
 			vt_case("viommu_dma_write of %u bytes", lens[k]);
-			CHECK(fd >= 0);
-			if (fd < 0)
-				continue;
-			bp_start(fd);
-			int r = viommu_dma_write(dev, VIOMMU_NO_PASID, gpa, &val, lens[k], 0, NULL, NULL);
-			uint64_t n = bp_stop(fd);
-			close(fd);
-			CHECK_EQ(r, 0);
-			CHECK_EQ(vg_le(g.ram + gpa, lens[k]), vg_le((const uint8_t *)&val, lens[k]));
-			CHECK_EQ(n, 1);
+			check_one_store(&g, dev, VG_DATA + 0x200 + 8 * k, 0x1112131415161718ull, lens[k]);
 		}
 		viommu_dev_detach(dev, VIOMMU_NO_PASID);
 	}
