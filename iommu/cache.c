@@ -19,12 +19,25 @@
  * (seq_cst compare-and-swap) and finds the generation moved, and one that had
  * already left is seen whole (its release, our acquire). A count that changed
  * meanwhile sends it to the lock.
+ *
+ * Occupancy: a bit per set, set by an insert inside the set's write section
+ * before it checks the generation, cleared only by an invalidation that left
+ * the set empty, under the same lock. An invalidation that reads a set's bit
+ * clear (seq_cst, after moving the generation on) skips the set: it was empty
+ * then, and an insert that sets the bit later sees the generation moved. So a
+ * sparse cache (a strict guest's: a few entries, each invalidated soon) costs
+ * an invalidation a look at the bitmap, not at every set.
  */
 #include "core_internal.h"
 
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+
+static uint64_t occ_words(const struct vcache *c)
+{
+	return (c->g.set_mask + 64) / 64;
+}
 
 int vcache_init(struct vcache *c, const struct valloc *a, uint32_t entries)
 {
@@ -38,11 +51,20 @@ int vcache_init(struct vcache *c, const struct valloc *a, uint32_t entries)
 	if (!c->g.sets)
 		return -ENOMEM;
 	c->g.set_mask = sets - 1;
+	c->occ = valloc_zget(a, sizeof(*c->occ) * occ_words(c), _Alignof(uint64_t));
+	if (!c->occ) {
+		valloc_put(a, c->g.sets, sizeof(*c->g.sets) * sets, _Alignof(struct vcache_set));
+		c->g.sets = NULL;
+		return -ENOMEM;
+	}
 	return 0;
 }
 
 void vcache_fini(struct vcache *c, const struct valloc *a)
 {
+	if (c->occ)
+		valloc_put(a, c->occ, sizeof(*c->occ) * occ_words(c), _Alignof(uint64_t));
+	c->occ = NULL;
 	valloc_put(a, c->g.sets, sizeof(*c->g.sets) * (c->g.set_mask + 1), _Alignof(struct vcache_set));
 	c->g.sets = NULL;
 }
@@ -104,6 +126,12 @@ void vcache_insert(struct vcache *c, const uint64_t *gen_now, uint64_t gen, uint
 	if (!(__atomic_load_n(&c->classes, __ATOMIC_SEQ_CST) & cls))
 		__atomic_fetch_or(&c->classes, cls, __ATOMIC_SEQ_CST);
 	set_lock(s);
+	/* The set's occupancy bit before the generation check (see the top
+	 * of this file); it stays set while we hold the lock. */
+	uint64_t idx = (uint64_t)(s - c->g.sets);
+	uint64_t *ow = &c->occ[idx / 64], obit = 1ull << (idx % 64);
+	if (!(__atomic_load_n(ow, __ATOMIC_SEQ_CST) & obit))
+		__atomic_fetch_or(ow, obit, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(gen_now, __ATOMIC_SEQ_CST) != gen)
 		goto out;
 	uint64_t fps = __atomic_load_n(&s->line[0].fp, __ATOMIC_RELAXED);
@@ -159,9 +187,11 @@ static inline __attribute__((always_inline)) int entry_matches(const struct vcac
 	return !(last < m->first || first > m->last);
 }
 
-/* Drop a set's matching entries; without the lock when none matches. */
-static void set_invalidate(struct vcache_set *s, const struct vcache_match *m)
+/* Drop the matching entries of set idx; without the lock when none matches.
+ * A set it leaves empty loses its occupancy bit. */
+static void set_invalidate(struct vcache *c, uint64_t idx, const struct vcache_match *m)
 {
+	struct vcache_set *s = &c->g.sets[idx];
 	uint32_t seq = __atomic_load_n(&s->line[0].seq, __ATOMIC_SEQ_CST);
 	if (!(seq & 1)) {
 		uint64_t fps = __atomic_load_n(&s->line[0].fp, __ATOMIC_ACQUIRE);
@@ -206,6 +236,8 @@ static void set_invalidate(struct vcache_set *s, const struct vcache_match *m)
 	}
 	if (fps != fps0)
 		__atomic_store_n(&s->line[0].fp, fps, __ATOMIC_RELEASE);
+	if (!fps)
+		__atomic_fetch_and(&c->occ[idx / 64], ~(1ull << (idx % 64)), __ATOMIC_SEQ_CST);
 	set_unlock(s);
 }
 
@@ -245,13 +277,18 @@ void vcache_invalidate(struct vcache *c, const struct vcache_match *m)
 			classes &= classes - 1;
 			uint64_t seed = vcache_seed_of(tag | (uint64_t)cls << 1);
 			for (uint64_t k = m->first >> cls;; k++) {
-				set_invalidate(vcache_set_at(&c->g, seed, k), m);
+				uint64_t idx = (uint64_t)(vcache_set_at(&c->g, seed, k) - c->g.sets);
+				if (__atomic_load_n(&c->occ[idx / 64], __ATOMIC_SEQ_CST) & (1ull << (idx % 64)))
+					set_invalidate(c, idx, m);
 				if (k == m->last >> cls)
 					break;
 			}
 		}
 		return;
 	}
-	for (uint32_t i = 0; i < (c->g.set_mask + 1); i++)
-		set_invalidate(&c->g.sets[i], m);
+	/* Every set whose bit is set (a word at a time). */
+	for (uint64_t w = 0; w < occ_words(c); w++) {
+		for (uint64_t bits = __atomic_load_n(&c->occ[w], __ATOMIC_SEQ_CST); bits; bits &= bits - 1)
+			set_invalidate(c, w * 64 + (uint64_t)__builtin_ctzll(bits), m);
+	}
 }

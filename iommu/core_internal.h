@@ -68,6 +68,7 @@ struct vcache {
 	struct vcache_geom g;
 	uint64_t hits, misses, evictions; /* atomic counters */
 	uint64_t classes; /* atomic: bit n = entries of class n were ever inserted */
+	uint64_t *occ;    /* atomic words: bit i = set i may hold entries (cache.c) */
 };
 
 /*

@@ -49,8 +49,9 @@ static void usage(FILE *f)
 		"  --edu                add a DMA test device with QEMU edu's registers\n"
 		"  --vfio-pci BDF       assign the host PCI function BDF (bound to vfio-pci) to\n"
 		"                       the guest; repeatable (at most %u)\n"
-		"  --stats              print the IOMMU's counters (key=value) and where the\n"
-		"                       vCPUs' exits to user space went, on exit\n"
+		"  --stats[=exits]      print the IOMMU's counters (key=value) on exit; =exits\n"
+		"                       also where the vCPUs' exits to user space went (three\n"
+		"                       clock reads per exit)\n"
 		"  --control PATH       a control socket (JSON lines; see viommu-ctl): counters,\n"
 		"                       the fault stream, fault-injection rules at run time\n"
 		"  --help               this text\n"
@@ -169,7 +170,7 @@ int main(int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'c' },   { "disk", required_argument, NULL, 'd' },
 		{ "iommu", required_argument, NULL, 'I' },  { "serial", required_argument, NULL, 's' },
 		{ "edu", no_argument, NULL, 'e' },           { "help", no_argument, NULL, 'h' },
-		{ "stats", no_argument, NULL, 'S' },
+		{ "stats", optional_argument, NULL, 'S' },
 		{ "vfio-pci", required_argument, NULL, 'V' },
 		{ "control", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
@@ -224,7 +225,11 @@ int main(int argc, char **argv)
 			o->edu = 1;
 			break;
 		case 'S':
-			o->stats = 1;
+			if (optarg && strcmp(optarg, "exits")) {
+				fprintf(stderr, "viommu-vmm: --stats takes no value or =exits, not '%s'\n", optarg);
+				return 1;
+			}
+			o->stats = optarg ? 2 : 1;
 			break;
 		case 'V':
 			if (o->nr_vfio >= VMM_MAX_VFIO) {
@@ -287,7 +292,7 @@ int main(int argc, char **argv)
 		vmm_vtd_print_queue(&vm, stderr);
 		vmm_print_vcpus(&vm, stderr);
 	}
-	if (o->stats)
+	if (o->stats > 1)
 		vmm_print_exit_profile(&vm, stderr);
 	vmm_teardown(&vm);
 	if (code < 0)

@@ -332,7 +332,7 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
-	const int prof = vm->opts.stats;
+	const int prof = vm->opts.stats > 1; /* --stats=exits */
 	uint64_t t_run = prof ? now_ns() : 0;
 	while (!vmm_exiting(vm)) {
 		uint64_t t_enter = 0, t_exit = 0;

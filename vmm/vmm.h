@@ -133,7 +133,7 @@ struct vmm_opts {
 	int edu;            /* add an edu DMA test device */
 	const char *vfio[VMM_MAX_VFIO]; /* --vfio-pci BDFs */
 	unsigned nr_vfio;
-	int stats;          /* print the IOMMU's counters at exit */
+	int stats;          /* print the IOMMU's counters at exit; 2: and the exit profile (--stats=exits) */
 	const char *control; /* --control PATH: the control socket (control.c) */
 };
 

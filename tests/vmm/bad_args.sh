@@ -21,5 +21,6 @@ check 'unexpected argument' "$vmm" --kernel "$tiny" extra
 check 'needs a file name' "$vmm" --kernel "$tiny" --disk ,ro,indirect=off
 check 'not a bzImage' "$vmm" --kernel "$0"
 check 'cannot read kernel' "$vmm" --kernel /nonexistent/kernel
+check 'stats takes no value or =exits' "$vmm" --kernel "$tiny" --stats=bogus
 "$vmm" --help | grep -q -- '--disk FILE' || { echo "FAIL: --help"; fail=1; }
 exit $fail
