@@ -30,6 +30,7 @@
 #define VMM_GDT            0x500ull
 #define VMM_KERNEL_LOAD    0x100000ull
 #define VMM_PCI_HOLE       0xc0000000ull /* RAM above this moves to 4 GiB */
+#define VMM_RAM_ALIGN      0x200000ull   /* guest RAM's host alignment: a huge page */
 #define VMM_PCI_MMIO_BASE  0xc0000000ull /* 32-bit BARs */
 #define VMM_PCI_MMIO_END   0xdfffffffull
 #define VMM_ECAM_BASE      0xe0000000ull
@@ -141,10 +142,9 @@ struct vmm {
 	struct vmm_opts opts;
 	int kvm_fd, vm_fd;
 	int vcpu_mmap_size;
-	uint8_t *ram;        /* one memfd mapping */
+	uint8_t *ram;        /* one anonymous mapping, VMM_RAM_ALIGN aligned */
 	uint64_t ram_size;   /* bytes of guest RAM */
 	uint64_t low_ram;    /* RAM below the PCI hole */
-	int memfd;
 	unsigned nr_cpus;
 	struct vcpu vcpus[VMM_MAX_CPUS];
 
