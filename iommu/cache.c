@@ -195,7 +195,9 @@ static void set_invalidate(struct vcache *c, uint64_t idx, const struct vcache_m
 	uint32_t seq = __atomic_load_n(&s->line[0].seq, __ATOMIC_SEQ_CST);
 	if (!(seq & 1)) {
 		uint64_t fps = __atomic_load_n(&s->line[0].fp, __ATOMIC_ACQUIRE);
-		int any = 0;
+		/* An empty set still marked occupied (an insert that found
+		 * the generation moved) goes to the lock to lose its bit. */
+		int any = !fps;
 		for (unsigned w = 0; fps && w < VCACHE_WAYS && !any; w++, fps >>= 8) {
 			if (!(fps & 0xff))
 				continue;

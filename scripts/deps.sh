@@ -26,6 +26,7 @@ PACKAGES=(
 	xz-utils
 	gzip
 	gnuplot-nox        # bench/vs-qemu draws its chart with it
+	python3            # bench/vs-qemu --trace splits L1's KVM trace with it
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

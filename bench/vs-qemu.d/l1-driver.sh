@@ -8,10 +8,14 @@
 #   l1-driver.sh --out DIR --runs N --vmm FILE --launch FILE --kernel FILE
 #                --initrd FILE [--qemu CMD] [--cpus N] [--memory MIB]
 #                [--m1 N] [--k4 N] [--reps N] [--boot-timeout S] [--configs a,b,...]
+#                [--trace 0|1] [--skip N]
+#
+# --skip N: leave out the first N boots of the sequence (they are in
+# OUT/results.txt already: an earlier L1 ended while it ran the next one).
 set -uo pipefail
 
 OUT="" RUNS=3 VMM="" LAUNCH="" KERNEL="" INITRD="" QEMU=qemu-system-x86_64
-CPUS=2 MEMORY=512 M1=64 K4=512 REPS=3 BOOT_TIMEOUT=300
+CPUS=2 MEMORY=512 M1=64 K4=512 REPS=3 BOOT_TIMEOUT=300 TRACE=0 SKIP=0
 CONFIGS=qemu-vtd-strict,vmm-vtd-strict,qemu-off,vmm-off,qemu-vtd-lazy,vmm-vtd-lazy
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -29,6 +33,8 @@ while [ $# -gt 0 ]; do
 	--reps) REPS=$2 ;;
 	--boot-timeout) BOOT_TIMEOUT=$2 ;;
 	--configs) CONFIGS=$2 ;;
+	--trace) TRACE=$2 ;;
+	--skip) SKIP=$2 ;;
 	*) echo "l1-driver: unknown option $1" >&2; exit 125 ;;
 	esac
 	shift 2
@@ -46,6 +52,61 @@ for c in exits io_exits mmio_exits halt_exits irq_exits; do
 	[ -r "$KVM_STATS/$c" ] && COUNTERS+=(--counter "$c=$KVM_STATS/$c")
 done
 [ "${#COUNTERS[@]}" -gt 0 ] || echo "l1-driver: KVM's debugfs counters are not readable; no exit counts" >&2
+
+# --trace 1: L1's KVM trace of every boot (its events on L1's monotonic
+# clock), kept in OUT/logs and split by trace-reads.py into where each
+# sample's reads spent their time. Every event costs L1 a few microseconds:
+# the figures of a traced run are slower than those of an untraced one.
+TR=/sys/kernel/tracing
+TRACE_EVENTS="kvm_exit kvm_entry kvm_userspace_exit kvm_mmio kvm_msr"
+if [ "$TRACE" = 1 ]; then
+	[ -d "$TR/events/kvm" ] || mount -t tracefs none "$TR" 2>/dev/null
+	if [ ! -d "$TR/events/kvm" ] || ! command -v python3 >/dev/null; then
+		echo "l1-driver: --trace: no tracefs with KVM events, or no python3, in L1; not tracing" >&2
+		TRACE=0
+	fi
+fi
+trace_start() {
+	[ "$TRACE" = 1 ] || return 0
+	local e
+	echo 0 >"$TR/tracing_on"
+	echo >"$TR/trace"
+	echo mono >"$TR/trace_clock"
+	echo 40000 >"$TR/buffer_size_kb"
+	for e in $TRACE_EVENTS; do
+		# The harness's own filter on kvm_exit (guest shutdowns) goes.
+		echo 0 >"$TR/events/kvm/$e/filter"
+		echo 1 >"$TR/events/kvm/$e/enable"
+	done
+	echo 1 >"$TR/tracing_on"
+}
+# trace_stop BASE KV LOG: stop, keep the trace as LOG, and print the
+# trace_<phase>_* keys of each sampled phase (reads per phase: REPS samples).
+trace_stop() {
+	[ "$TRACE" = 1 ] || return 0
+	local base=$1 kvf=$2 log=$3 t0 ph n w k s e
+	echo 0 >"$TR/tracing_on"
+	cat "$TR/trace" >"$base.trace"
+	echo >"$TR/trace"
+	for e in $TRACE_EVENTS; do echo 0 >"$TR/events/kvm/$e/enable"; done
+	gzip -1 <"$base.trace" >"$log"
+	t0=$(kv "$kvf" t0_mono)
+	[ -n "$t0" ] || { rm -f "$base.trace"; return 0; }
+	for ph in m1s:$M1 k4s:$K4 m1x:$M1; do
+		n=${ph#*:} ph=${ph%%:*}
+		w=()
+		for ((k = 1; k <= REPS; k++)); do
+			s=$(kv "$kvf" "phase.$ph$k.t")
+			e=$(kv "$kvf" "phase.$ph${k}e.t")
+			if [ -z "$s" ] || [ -z "$e" ]; then continue; fi
+			w+=(--window "$(awk -v a="$t0" -v b="$s" -v c="$e" 'BEGIN { printf "%.6f:%.6f", a + b, a + c }')")
+		done
+		[ "${#w[@]}" -gt 0 ] || continue
+		python3 "$(dirname "$0")/trace-reads.py" "${w[@]}" --reads $((n * ${#w[@]} / 2)) --prefix "trace_${ph}_" <"$base.trace" |
+			tr '\n' ' '
+	done
+	rm -f "$base.trace"
+}
 
 # Everything the guests touch lives in L1's RAM (its /tmp is a tmpfs), so
 # that no 9p traffic to the host lands inside a timed window: the kernel,
@@ -149,9 +210,12 @@ run_one() {
 	base=$W/run$run-$cfg
 	vmm_cmd "$cfg" || { echo "run=$run config=$cfg status=fail reason=unknown_configuration" >>"$RESULTS"; return; }
 	echo "l1-driver: run $run/$RUNS: $cfg" >&2
+	trace_start
 	"$LAUNCH" --log "$base.serial" --err "$base.stderr" --timeout "$BOOT_TIMEOUT" \
 		"${COUNTERS[@]}" -- "${CMD[@]}" >"$base.kv" 2>"$base.launch-err"
 	rc=$?
+	local traced
+	traced=$(trace_stop "$base" "$base.kv" "$OUT/logs/run$run-$cfg.trace.gz")
 	local serial
 	serial=$(tr -d '\r' <"$base.serial")
 	# Every sample, comma-separated, timed on L1's clock by its markers
@@ -194,6 +258,7 @@ run_one() {
 	[ -z "$r1x" ] || rec="$rec read1mx_mbps=$r1x"
 	[ -z "$runs1x" ] || rec="$rec read1mx_buffer_runs=$runs1x"
 	rec="$rec total_s=$(kv "$base.kv" total_s)"
+	[ -z "$traced" ] || rec="$rec ${traced% }"
 	# The guest's own clock at init: what of the boot the kernel saw (the
 	# rest went to the VMM's set-up, firmware and decompression).
 	local up
@@ -245,6 +310,10 @@ for ((run = 1; run <= RUNS; run++)); do
 		for ((i = ${#CFGS[@]} - 1; i >= 0; i--)); do order+=("${CFGS[i]}"); done
 	fi
 	for cfg in "${order[@]}"; do
+		if ((SKIP > 0)); then
+			SKIP=$((SKIP - 1))
+			continue
+		fi
 		run_one "$run" "$cfg"
 	done
 done

@@ -20,6 +20,8 @@
  * event, and the event reports how far it moved since the start.
  *
  * Prints key=value lines on stdout:
+ *   t0_mono=123.456789      the clock's start, CLOCK_MONOTONIC seconds (the
+ *                           other times count from it)
  *   boot_s=12.345           boot.NAME=N (one per counter)
  *   phase.P.t=...           phase.P.NAME=N
  *   total_s=...             exit.NAME=N
@@ -273,6 +275,8 @@ int main(int argc, char **argv)
 	for (int c = 0; c < l.ncounters; c++)
 		l.counters[c].start = counter_read(l.counters[c].path);
 	l.t0 = mono_now();
+	printf("t0_mono=%.6f\n", l.t0);
+	fflush(stdout);
 	pid_t pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, "viommu-bench-launch: fork: %s\n", strerror(errno));

@@ -303,6 +303,11 @@ PER4K=$((K4 * REPS))
 	echo
 	echo "## Goals (issue 8)"
 	echo
+	if [ "$(meta trace)" = 1 ]; then
+		echo "This run recorded L1's KVM trace (\`--trace\`), which slows every exit: its figures are for"
+		echo "finding where the time goes, not for these verdicts."
+		echo
+	fi
 	echo "| goal | measured | verdict |"
 	echo "|---|---|---|"
 	echo "| viommu VT-d / QEMU intel-iommu, 4 KiB strict reads >= 2 | ${R_4K_STRICT:-n/a} | $G_4K |"
@@ -415,10 +420,47 @@ PER4K=$((K4 * REPS))
 		done
 		echo
 	fi
+	if grep -q 'trace_m1s_read_us=' "$RES"; then
+		echo "### Per read, from L1's KVM trace (\`--trace\`)"
+		echo
+		echo "Every vCPU's time inside the timed samples, per read (medians over the good boots, both"
+		echo "vCPUs added up): in the guest, in L1's KVM handling an exit, and out in the VMM's user space"
+		echo "for an exit (the VMM's own work plus the KVM_RUN round trip). IOMMU: exits on the VT-d"
+		echo "registers (a strict guest's invalidations); MMIO: the other MMIO exits (the virtio notify,"
+		echo "whose user-space time is viommu-vmm's disk read); other: every other exit but halts. Read:"
+		echo "the sample's wall-clock time per read, which includes starting the reader. The trace costs"
+		echo "every exit a few microseconds more, so these runs are slower than untraced ones. Each cell:"
+		echo "exits per read, then microseconds in KVM / in user space."
+		echo
+		for ph in m1s:"1 MiB reads" k4s:"4 KiB reads"; do
+			local_ph=${ph%%:*}
+			grep -q "trace_${local_ph}_read_us=" "$RES" || continue
+			echo "| ${ph#*:} | read (us) | guest (us) | IOMMU exits | MMIO exits | other exits | halted (us) |"
+			echo "|---|---|---|---|---|---|---|"
+			for c in "${NAMES[@]}"; do
+				in_configs "$c" || continue
+				[ -n "$(med "$c" "trace_${local_ph}_read_us")" ] || continue
+				row="| ${TITLE[$c]} | $(fmt 0 "$(med "$c" "trace_${local_ph}_read_us")") | $(fmt 0 "$(med "$c" "trace_${local_ph}_guest_us")") |"
+				for k in iommu mmio other; do
+					row="$row $(fmt 2 "$(med "$c" "trace_${local_ph}_${k}_exits")"): $(fmt 0 "$(med "$c" "trace_${local_ph}_${k}_kernel_us")") / $(fmt 0 "$(med "$c" "trace_${local_ph}_${k}_user_us")") |"
+				done
+				echo "$row $(fmt 0 "$(med "$c" "trace_${local_ph}_halt_us")") |"
+			done
+			echo
+		done
+	fi
 	echo "## Boots"
 	echo
 	echo "$DONE of $EXPECTED boots recorded, $FAILED failed$([ "$MISSING" -eq 0 ] || echo ", $MISSING never ran (the session ended early)")."
 	echo
+	RESTARTS=$(grep -c '^l1_restart=' "$OUT/meta.txt" 2>/dev/null || true)
+	if [ "${RESTARTS:-0}" -gt 0 ]; then
+		echo "L1 itself ended early $RESTARTS time(s) (its kernel failed under the emulation, or it hung),"
+		echo "and a new L1 went on with the boots not yet recorded:"
+		echo
+		sed -n 's/^l1_restart=\([0-9]*\) \(.*\)/- try \1, \2/p' "$OUT/meta.txt"
+		echo
+	fi
 	echo "| configuration | good | failed |"
 	echo "|---|---|---|"
 	for c in "${NAMES[@]}"; do

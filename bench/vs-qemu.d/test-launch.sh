@@ -44,6 +44,11 @@ rc=$?
 [ "$rc" -eq 3 ] || fail "exit status $rc, want the command's 3"
 K=$WORK/kv
 [ "$(kv "$K" exit_status)" = 3 ] || fail "exit_status=$(kv "$K" exit_status), want 3"
+# The clock's start on CLOCK_MONOTONIC, so that L1's trace can be cut at the
+# phases: once, before every other key.
+[ "$(grep -c '^t0_mono=' "$K")" = 1 ] && [ "$(head -n 1 "$K" | cut -d= -f1)" = t0_mono ] ||
+	fail "t0_mono not reported once, first: $(head -n 2 "$K" | tr '\n' ' ')"
+grep -Eq '^t0_mono=[0-9]+\.[0-9]{6}$' "$K" || fail "t0_mono=$(kv "$K" t0_mono), want seconds with 6 decimals"
 [ "$(kv "$K" timed_out)" = 0 ] || fail "timed_out=$(kv "$K" timed_out), want 0"
 [ "$(grep -c '^boot_s=' "$K")" = 1 ] || fail "boot reported $(grep -c '^boot_s=' "$K") times, want once"
 b=$(kv "$K" boot_s) p1=$(kv "$K" phase.read1m.t) p4=$(kv "$K" phase.read4k.t) pd=$(kv "$K" phase.done.t) t=$(kv "$K" total_s)

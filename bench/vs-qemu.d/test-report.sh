@@ -37,15 +37,17 @@ M
 A=$WORK/a
 mkdir -p "$A"
 meta >"$A/meta.txt"
+echo "l1_restart=2 after 7 boots (status 125)" >>"$A/meta.txt"
 {
 	# QEMU with the IOMMU: 1M 20/22/30 (median 22), 4K 1.0/1.2/1.1 (median 1.1)
 	echo "run=1 config=qemu-vtd-strict status=ok boot_s=12 read1m_mbps=20 read4k_mbps=1.0 exits_read4k=20480"
 	echo "run=2 config=qemu-vtd-strict status=ok boot_s=14 read1m_mbps=22 read4k_mbps=1.2 exits_read4k=20480"
 	echo "run=3 config=qemu-vtd-strict status=ok boot_s=13 read1m_mbps=30 read4k_mbps=1.1 exits_read4k=20480"
-	# viommu VT-d: 4K 2.3/2.4/2.2 (median 2.3 = 2.09 x QEMU), 1M 45/44/46 (median 45)
-	echo "run=1 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=45 read4k_mbps=2.3 iommu_translations=10"
-	echo "run=2 config=vmm-vtd-strict status=ok boot_s=10 read1m_mbps=44 read4k_mbps=2.4 iommu_translations=30"
-	echo "run=3 config=vmm-vtd-strict status=ok boot_s=8 read1m_mbps=46 read4k_mbps=2.2 iommu_translations=20"
+	# viommu VT-d: 4K 2.3/2.4/2.2 (median 2.3 = 2.09 x QEMU), 1M 45/44/46 (median 45);
+	# traced: read 3000/3100/3200 us, guest 500/600/550 (medians 3100, 550)
+	echo "run=1 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=45 read4k_mbps=2.3 iommu_translations=10 trace_m1s_read_us=3000 trace_m1s_guest_us=500 trace_m1s_iommu_exits=3 trace_m1s_iommu_kernel_us=100 trace_m1s_iommu_user_us=150 trace_m1s_mmio_exits=1 trace_m1s_mmio_kernel_us=40 trace_m1s_mmio_user_us=2100 trace_m1s_other_exits=6 trace_m1s_other_kernel_us=200 trace_m1s_other_user_us=30 trace_m1s_halt_us=1500"
+	echo "run=2 config=vmm-vtd-strict status=ok boot_s=10 read1m_mbps=44 read4k_mbps=2.4 iommu_translations=30 trace_m1s_read_us=3100 trace_m1s_guest_us=600 trace_m1s_iommu_exits=3 trace_m1s_iommu_kernel_us=100 trace_m1s_iommu_user_us=150 trace_m1s_mmio_exits=1 trace_m1s_mmio_kernel_us=40 trace_m1s_mmio_user_us=2100 trace_m1s_other_exits=6 trace_m1s_other_kernel_us=200 trace_m1s_other_user_us=30 trace_m1s_halt_us=1500"
+	echo "run=3 config=vmm-vtd-strict status=ok boot_s=8 read1m_mbps=46 read4k_mbps=2.2 iommu_translations=20 trace_m1s_read_us=3200 trace_m1s_guest_us=550 trace_m1s_iommu_exits=3 trace_m1s_iommu_kernel_us=100 trace_m1s_iommu_user_us=150 trace_m1s_mmio_exits=1 trace_m1s_mmio_kernel_us=40 trace_m1s_mmio_user_us=2100 trace_m1s_other_exits=6 trace_m1s_other_kernel_us=200 trace_m1s_other_user_us=30 trace_m1s_halt_us=1500"
 	for r in 1 2 3; do
 		echo "run=$r config=qemu-off status=ok boot_s=11 read1m_mbps=44 read4k_mbps=2.2"
 		echo "run=$r config=qemu-vtd-lazy status=ok boot_s=12 read1m_mbps=30 read4k_mbps=1.5"
@@ -82,6 +84,11 @@ grep -qF '17 of 18 boots recorded, 1 failed, 1 never ran' "$R" || fail "the boot
 grep -qF 'iotlb_hit_ns=8.5' "$R" || fail "the core microbenchmarks are not in the report"
 grep -qF 'fault_records_per_s=1' "$R" || fail "the part2 microbenchmarks are not in the report"
 grep -qF '| viommu-vmm VT-d, strict | 20 |' "$R" || fail "the IOMMU counters' median is wrong"
+grep -qF '| viommu-vmm VT-d, strict | 3100 | 550 | 3.00: 100 / 150 | 1.00: 40 / 2100 | 6.00: 200 / 30 | 1500 |' "$R" ||
+	fail "the trace row is wrong: $(grep -A4 '^| 1 MiB reads | read' "$R")"
+! grep -qF '| viommu-vmm, no IOMMU | ' <(sed -n '/^| 1 MiB reads | read/,/^$/p' "$R") || fail "an untraced configuration has a trace row"
+! grep -qF 'This run recorded' "$R" || fail "an untraced run is called traced"
+grep -qF -- '- try 2, after 7 boots (status 125)' "$R" || fail "the L1 restart is not in the report"
 if command -v gnuplot >/dev/null 2>&1; then
 	[ "$(head -c 8 "$A/chart.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "chart.png is not a PNG"
 	want "$O" chart "$A/chart.png"
