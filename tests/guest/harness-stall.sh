@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# guest_harness_stall: scripts/nested-run --stall-file F --stall S stops an L1
+# whose command stopped writing F for S seconds (exit status 124 and a
+# "stalled" message, long before --timeout), and leaves alone a command that
+# keeps writing F for longer than S in all.
+#
+#   tests/guest/harness-stall.sh IMAGE_DIR WORK_DIR
+#
+# Exit status: 0 pass, 77 skip (no kernel package can be downloaded), else fail.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/guest/lib.sh
+. "$ROOT/tests/guest/lib.sh"
+IMG=${1:?usage: harness-stall.sh IMAGE_DIR WORK_DIR}
+WORK=${2:?usage: harness-stall.sh IMAGE_DIR WORK_DIR}
+
+fail() {
+	echo "harness-stall: FAIL: $*" >&2
+	exit 1
+}
+
+guest_prepare "harness-stall" "$IMG" "$WORK"
+WORK=$(realpath "$WORK")
+P=$WORK/progress
+
+# A command that writes once, then hangs: stopped 8 s after its write.
+t0=$(date +%s)
+"$ROOT/scripts/nested-run" --image "$IMG" --timeout 280 --rw "$WORK" --stall-file "$P" --stall 8 \
+	-- sh -c "echo 1 >'$P'; sleep 270" 2>"$WORK/err1"
+rc=$? t=$(($(date +%s) - t0))
+cat "$WORK/err1" >&2
+[ "$rc" -eq 124 ] || fail "a stalled command gave status $rc, want 124"
+grep -q "stalled: $P unchanged for 8 s" "$WORK/err1" || fail "no 'stalled' message"
+[ -s "$P" ] || fail "the command never wrote $P (L1 did not run it)"
+[ "$t" -lt 200 ] || fail "the stalled L1 ran $t s: --stall did not stop it early"
+
+# A command that writes every 3 s for 18 s: never stalled.
+rm -f "$P"
+"$ROOT/scripts/nested-run" --image "$IMG" --timeout 280 --rw "$WORK" --stall-file "$P" --stall 8 \
+	-- sh -c "for i in 1 2 3 4 5 6; do echo \$i >>'$P'; sleep 3; done" 2>"$WORK/err2"
+rc=$?
+cat "$WORK/err2" >&2
+[ "$rc" -eq 0 ] || fail "a command that kept writing gave status $rc, want 0"
+[ "$(wc -l <"$P")" -eq 6 ] || fail "the command wrote $(wc -l <"$P") lines, want 6"
+echo "harness-stall: PASS"
