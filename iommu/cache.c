@@ -123,6 +123,11 @@ void vcache_insert(struct vcache *c, const uint64_t *gen_now, uint64_t gen, uint
 	/* Before the entry exists, and seq_cst: an invalidation that does not
 	 * see the class (and so skips its sets) moved the generation before
 	 * this, and the insert below sees it moved. */
+	/* A walk that an invalidation already overtook inserts nothing (the
+	 * check under the lock below decides; this one only saves marking the
+	 * set occupied for nothing). */
+	if (__atomic_load_n(gen_now, __ATOMIC_ACQUIRE) != gen)
+		return;
 	if (!(__atomic_load_n(&c->classes, __ATOMIC_SEQ_CST) & cls))
 		__atomic_fetch_or(&c->classes, cls, __ATOMIC_SEQ_CST);
 	set_lock(s);

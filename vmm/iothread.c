@@ -45,6 +45,10 @@ struct iothread {
 	struct io_handler *zombies;
 };
 
+/* The iothread whose loop runs on this thread, if any: a handler that
+ * deletes a handler of its own loop must not wait for itself. */
+static __thread struct iothread *loop_of_thread;
+
 int iothread_create(struct iothread **out)
 {
 	struct iothread *t = calloc(1, sizeof(*t));
@@ -106,7 +110,8 @@ int iothread_del(struct iothread *t, int fd)
 	*pp = h->next;
 	epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, NULL);
 	__atomic_store_n(&h->dead, 1, __ATOMIC_RELEASE);
-	if (t->started) {
+	int zombie = t->started;
+	if (zombie) {
 		h->next = t->zombies;
 		t->zombies = h;
 	}
@@ -114,9 +119,9 @@ int iothread_del(struct iothread *t, int fd)
 	/* An event for h may already be out of epoll_wait: wait for the loop to
 	 * finish the handler it runs (unless we are that handler); the loop
 	 * sees h dead before it would call it again. */
-	if (!t->started)
+	if (!zombie)
 		free(h);
-	else if (!pthread_equal(pthread_self(), t->thread)) {
+	else if (loop_of_thread != t) {
 		pthread_mutex_lock(&t->run);
 		pthread_mutex_unlock(&t->run);
 	}
@@ -135,6 +140,7 @@ static void free_list(struct io_handler *h)
 static void *loop(void *arg)
 {
 	struct iothread *t = arg;
+	loop_of_thread = t;
 	struct epoll_event evs[32];
 	for (;;) {
 		pthread_mutex_lock(&t->lock);
@@ -163,9 +169,18 @@ static void *loop(void *arg)
 
 int iothread_start(struct iothread *t)
 {
+	/* Started before the thread runs: a handler it calls that deletes a
+	 * handler must find it so (and leave the freeing to the loop), not
+	 * free one whose event the loop still holds. */
+	pthread_mutex_lock(&t->lock);
+	t->started = 1;
+	pthread_mutex_unlock(&t->lock);
 	int r = -pthread_create(&t->thread, NULL, loop, t);
-	if (!r)
-		t->started = 1;
+	if (r) {
+		pthread_mutex_lock(&t->lock);
+		t->started = 0;
+		pthread_mutex_unlock(&t->lock);
+	}
 	return r;
 }
 

@@ -4,7 +4,7 @@
  *
  *   viommu-vmm --kernel FILE [--initrd FILE] [--append STR] [--memory MiB]
  *              [--cpus N] [--disk FILE[,ro][,indirect=on|off][,queues=N]] [--iommu none|vtd[,OPTS]] [--serial stdio|FILE]
- *              [--control PATH]
+ *              [--edu] [--vfio-pci BDF]... [--stats[=exits]] [--control PATH]
  *
  * Exit status: 0 when the guest powers off, 1 on a VMM error, 2 when the guest
  * resets (a kernel panic with panic=-1 ends this way), 3 when stopped by a

@@ -12,6 +12,10 @@
 #
 # --skip N: leave out the first N boots of the sequence (they are in
 # OUT/results.txt already: an earlier L1 ended while it ran the next one).
+#
+# Exit status: 0, or 3 when it cannot run at all (bad options, no /dev/kvm,
+# no room for the guest's files): not nested-run's 124 or 125, so that
+# bench/vs-qemu starts a new L1 only for L1's own failures.
 set -uo pipefail
 
 OUT="" RUNS=3 VMM="" LAUNCH="" KERNEL="" INITRD="" QEMU=qemu-system-x86_64
@@ -35,14 +39,14 @@ while [ $# -gt 0 ]; do
 	--configs) CONFIGS=$2 ;;
 	--trace) TRACE=$2 ;;
 	--skip) SKIP=$2 ;;
-	*) echo "l1-driver: unknown option $1" >&2; exit 125 ;;
+	*) echo "l1-driver: unknown option $1" >&2; exit 3 ;;
 	esac
 	shift 2
 done
 for v in OUT VMM LAUNCH KERNEL INITRD; do
-	[ -n "${!v}" ] || { echo "l1-driver: --${v,,} is required" >&2; exit 125; }
+	[ -n "${!v}" ] || { echo "l1-driver: --${v,,} is required" >&2; exit 3; }
 done
-[ -e /dev/kvm ] || { echo "l1-driver: no /dev/kvm in L1" >&2; exit 125; }
+[ -e /dev/kvm ] || { echo "l1-driver: no /dev/kvm in L1" >&2; exit 3; }
 
 # KVM's exit counters (summed over every VM, and only one runs at a time).
 KVM_STATS=/sys/kernel/debug/kvm
@@ -66,9 +70,19 @@ if [ "$TRACE" = 1 ]; then
 		TRACE=0
 	fi
 fi
+# The harness's own tracing (scripts/lib/guest-init: kvm_exit filtered to
+# guest shutdowns, for nested-run's triple-fault report) is saved here and put
+# back by trace_stop; each traced boot's events go to its own log instead.
+TRACE_SAVED=()
 trace_start() {
 	[ "$TRACE" = 1 ] || return 0
-	local e
+	local e f
+	TRACE_SAVED=("$(cat "$TR/tracing_on")" "$(cat "$TR/trace_clock" | sed 's/.*\[\(.*\)\].*/\1/')"
+		"$(cat "$TR/buffer_size_kb" | sed 's/[^0-9].*//')")
+	for e in $TRACE_EVENTS; do
+		f=$(cat "$TR/events/kvm/$e/filter")
+		TRACE_SAVED+=("$(cat "$TR/events/kvm/$e/enable")" "$f")
+	done
 	echo 0 >"$TR/tracing_on"
 	echo >"$TR/trace"
 	echo mono >"$TR/trace_clock"
@@ -86,10 +100,31 @@ trace_stop() {
 	[ "$TRACE" = 1 ] || return 0
 	local base=$1 kvf=$2 log=$3 t0 ph n w k s e
 	echo 0 >"$TR/tracing_on"
+	# Lost events would make every figure low: none then (counted before
+	# the buffer is cleared, which resets the counts).
+	local lost
+	lost=$(cat "$TR"/per_cpu/cpu*/stats 2>/dev/null | awk '/^overrun:/ { n += $2 } END { print n + 0 }')
 	cat "$TR/trace" >"$base.trace"
 	echo >"$TR/trace"
-	for e in $TRACE_EVENTS; do echo 0 >"$TR/events/kvm/$e/enable"; done
+	local i=3
+	for e in $TRACE_EVENTS; do
+		echo "${TRACE_SAVED[i]:-0}" >"$TR/events/kvm/$e/enable"
+		if [ "${TRACE_SAVED[i + 1]:-none}" = none ]; then
+			echo 0 >"$TR/events/kvm/$e/filter"
+		else
+			echo "${TRACE_SAVED[i + 1]}" >"$TR/events/kvm/$e/filter"
+		fi
+		i=$((i + 2))
+	done
+	echo "${TRACE_SAVED[1]:-local}" >"$TR/trace_clock"
+	echo "${TRACE_SAVED[2]:-1408}" >"$TR/buffer_size_kb"
+	echo "${TRACE_SAVED[0]:-0}" >"$TR/tracing_on"
 	gzip -1 <"$base.trace" >"$log"
+	if [ "$lost" != 0 ]; then
+		echo "l1-driver: the trace lost $lost events (ring buffer overrun); no per-read figures for this boot" >&2
+		rm -f "$base.trace"
+		return 0
+	fi
 	t0=$(kv "$kvf" t0_mono)
 	[ -n "$t0" ] || { rm -f "$base.trace"; return 0; }
 	for ph in m1s:$M1 k4s:$K4 m1x:$M1; do
@@ -111,13 +146,13 @@ trace_stop() {
 # Everything the guests touch lives in L1's RAM (its /tmp is a tmpfs), so
 # that no 9p traffic to the host lands inside a timed window: the kernel,
 # the initramfs and the disk, which both VMMs read through their page cache.
-W=$(mktemp -d /tmp/bench.XXXXXX) || exit 125
+W=$(mktemp -d /tmp/bench.XXXXXX) || exit 3
 if ! cp "$KERNEL" "$W/vmlinuz" || ! cp "$INITRD" "$W/initrd.img"; then
 	echo "l1-driver: cannot copy the guest image" >&2
-	exit 125
+	exit 3
 fi
 DISK_MIB=$(((M1 > K4 / 256 ? M1 : K4 / 256) + 1))
-dd if=/dev/zero of="$W/disk.img" bs=1M count="$DISK_MIB" status=none || { echo "l1-driver: cannot write the disk" >&2; exit 125; }
+dd if=/dev/zero of="$W/disk.img" bs=1M count="$DISK_MIB" status=none || { echo "l1-driver: cannot write the disk" >&2; exit 3; }
 mkdir -p "$OUT/logs"
 RESULTS=$OUT/results.txt
 
