@@ -146,6 +146,43 @@ V_ONOFF_1MX=$(ratio "$(med vmm-vtd-strict read1mx_mbps)" "$(med vmm-off read1mx_
 Q_ONOFF_1MX=$(ratio "$(med qemu-vtd-strict read1mx_mbps)" "$(med qemu-off read1mx_mbps)")
 V_ONOFF_1MX_LAZY=$(ratio "$(med vmm-vtd-lazy read1mx_mbps)" "$(med vmm-off read1mx_mbps)")
 Q_ONOFF_1MX_LAZY=$(ratio "$(med qemu-vtd-lazy read1mx_mbps)" "$(med qemu-off read1mx_mbps)")
+# per_run A B METRIC: for each run with a good boot of both A and B, the
+# median of A's samples over the median of B's (comma-separated, by run):
+# how far one run's ratio moves from the next on this harness.
+per_run() {
+	awk -v a="$1" -v b="$2" -v m="$3" '
+	function median(str,    n, v, i, j, t) {
+		n = split(str, v, ",")
+		for (i = 2; i <= n; i++) { t = v[i] + 0; for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+		return n % 2 ? v[(n + 1) / 2] + 0 : (v[n / 2] + v[n / 2 + 1]) / 2
+	}
+	/ status=ok / {
+		r = ""; c = ""; val = ""
+		for (i = 1; i <= NF; i++) {
+			if ($i ~ /^run=/) r = substr($i, 5)
+			else if ($i ~ /^config=/) c = substr($i, 8)
+			else if (index($i, m "=") == 1) val = substr($i, length(m) + 2)
+		}
+		if (val == "" || r == "") next
+		if (c == a) va[r] = median(val)
+		if (c == b) vb[r] = median(val)
+		if (r + 0 > maxr) maxr = r + 0
+	}
+	END {
+		out = ""
+		for (r = 1; r <= maxr; r++)
+			if ((r in va) && (r in vb) && vb[r] > 0)
+				out = out (out == "" ? "" : ",") sprintf("%.2f", va[r] / vb[r])
+		print out
+	}' "$RES"
+}
+# spread LIST: "min..max" of a comma-separated list, or empty.
+spread() {
+	[ -n "$1" ] || return 0
+	tr ',' '\n' <<<"$1" | sort -g | sed -n '1p;$p' | paste -sd' ' | awk '{ print $1 ".." ($2 == "" ? $1 : $2) }'
+}
+P_ONOFF_1M=$(per_run vmm-vtd-strict vmm-off read1m_mbps)
+P_4K_STRICT=$(per_run vmm-vtd-strict qemu-vtd-strict read4k_mbps)
 V_BOOT=$(fmt 2 "$(med vmm-vtd-strict boot_s)")
 Q_BOOT=$(fmt 2 "$(med qemu-vtd-strict boot_s)")
 R_BOOT=$(ratio "$(med vmm-vtd-strict boot_s)" "$(med qemu-vtd-strict boot_s)")
@@ -308,11 +345,15 @@ PER4K=$((K4 * REPS))
 		echo "finding where the time goes, not for these verdicts."
 		echo
 	fi
-	echo "| goal | measured | verdict |"
-	echo "|---|---|---|"
-	echo "| viommu VT-d / QEMU intel-iommu, 4 KiB strict reads >= 2 | ${R_4K_STRICT:-n/a} | $G_4K |"
-	echo "| viommu IOMMU on / off, 1 MiB strict reads >= 0.9 | ${V_ONOFF_1M:-n/a} | $G_ONOFF |"
-	echo "| the same, reads into a scattered buffer (every 4 KiB page its own segment) | ${V_ONOFF_1MX:-n/a} | $G_ONOFF_X |"
+	echo "| goal | measured | run by run (min..max) | verdict |"
+	echo "|---|---|---|---|"
+	echo "| viommu VT-d / QEMU intel-iommu, 4 KiB strict reads >= 2 | ${R_4K_STRICT:-n/a} | $(spread "$P_4K_STRICT") | $G_4K |"
+	echo "| viommu IOMMU on / off, 1 MiB strict reads >= 0.9 | ${V_ONOFF_1M:-n/a} | $(spread "$P_ONOFF_1M") | $G_ONOFF |"
+	echo "| the same, reads into a scattered buffer (every 4 KiB page its own segment) | ${V_ONOFF_1MX:-n/a} | | $G_ONOFF_X |"
+	echo
+	echo "Measured: the ratio of the medians over every good boot (the verdict's figure). Run by run:"
+	echo "the same ratio within each run (one boot of each configuration, back to back), which shows how"
+	echo "far this harness moves one run's figure."
 	echo
 	echo "The 1 MiB reads go into one huge page, so each is a few DMA segments (and, strict, a few"
 	echo "invalidations) in every run; the scattered-buffer rows read into 256 separate pages, 256 mappings"
@@ -491,10 +532,12 @@ PER4K=$((K4 * REPS))
 # ---- key=value lines ------------------------------------------------------------
 cat <<EOF
 vtd_vs_qemu_4k_strict_ratio=${R_4K_STRICT:-n/a}
+vtd_vs_qemu_4k_strict_ratio_per_run=${P_4K_STRICT:-n/a}
 vtd_vs_qemu_1m_strict_ratio=${R_1M_STRICT:-n/a}
 vtd_vs_qemu_4k_lazy_ratio=${R_4K_LAZY:-n/a}
 vtd_vs_qemu_1m_lazy_ratio=${R_1M_LAZY:-n/a}
 viommu_on_off_1m_ratio=${V_ONOFF_1M:-n/a}
+viommu_on_off_1m_ratio_per_run=${P_ONOFF_1M:-n/a}
 qemu_on_off_1m_ratio=${Q_ONOFF_1M:-n/a}
 vtd_vs_qemu_1m_scattered_strict_ratio=${R_1MX_STRICT:-n/a}
 viommu_on_off_1m_scattered_ratio=${V_ONOFF_1MX:-n/a}
