@@ -39,6 +39,17 @@ static uint64_t occ_words(const struct vcache *c)
 	return (c->g.set_mask + 64) / 64;
 }
 
+/* Set idx's occupancy word and bit. */
+static inline uint64_t *occ_word(const struct vcache *c, uint64_t idx)
+{
+	return &c->occ[idx / 64];
+}
+
+static inline uint64_t occ_bit(uint64_t idx)
+{
+	return 1ull << (idx % 64);
+}
+
 int vcache_init(struct vcache *c, const struct valloc *a, uint32_t entries)
 {
 	uint32_t sets = 8;
@@ -120,23 +131,22 @@ void vcache_insert(struct vcache *c, const uint64_t *gen_now, uint64_t gen, uint
 	uint64_t h = vcache_region_hash(seed, key);
 	struct vcache_set *s = vcache_set_h(&c->g, h, key);
 	uint64_t cls = 1ull << VCACHE_TAG_CLS(tag);
-	/* Before the entry exists, and seq_cst: an invalidation that does not
-	 * see the class (and so skips its sets) moved the generation before
-	 * this, and the insert below sees it moved. */
 	/* A walk that an invalidation already overtook inserts nothing (the
 	 * check under the lock below decides; this one only saves marking the
 	 * set occupied for nothing). */
 	if (__atomic_load_n(gen_now, __ATOMIC_ACQUIRE) != gen)
 		return;
+	/* Before the entry exists, and seq_cst: an invalidation that does not
+	 * see the class (and so skips its sets) moved the generation before
+	 * this, and the insert below sees it moved. */
 	if (!(__atomic_load_n(&c->classes, __ATOMIC_SEQ_CST) & cls))
 		__atomic_fetch_or(&c->classes, cls, __ATOMIC_SEQ_CST);
 	set_lock(s);
 	/* The set's occupancy bit before the generation check (see the top
 	 * of this file); it stays set while we hold the lock. */
 	uint64_t idx = (uint64_t)(s - c->g.sets);
-	uint64_t *ow = &c->occ[idx / 64], obit = 1ull << (idx % 64);
-	if (!(__atomic_load_n(ow, __ATOMIC_SEQ_CST) & obit))
-		__atomic_fetch_or(ow, obit, __ATOMIC_SEQ_CST);
+	if (!(__atomic_load_n(occ_word(c, idx), __ATOMIC_SEQ_CST) & occ_bit(idx)))
+		__atomic_fetch_or(occ_word(c, idx), occ_bit(idx), __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(gen_now, __ATOMIC_SEQ_CST) != gen)
 		goto out;
 	uint64_t fps = __atomic_load_n(&s->line[0].fp, __ATOMIC_RELAXED);
@@ -244,7 +254,7 @@ static void set_invalidate(struct vcache *c, uint64_t idx, const struct vcache_m
 	if (fps != fps0)
 		__atomic_store_n(&s->line[0].fp, fps, __ATOMIC_RELEASE);
 	if (!fps)
-		__atomic_fetch_and(&c->occ[idx / 64], ~(1ull << (idx % 64)), __ATOMIC_SEQ_CST);
+		__atomic_fetch_and(occ_word(c, idx), ~occ_bit(idx), __ATOMIC_SEQ_CST);
 	set_unlock(s);
 }
 
@@ -285,7 +295,7 @@ void vcache_invalidate(struct vcache *c, const struct vcache_match *m)
 			uint64_t seed = vcache_seed_of(tag | (uint64_t)cls << 1);
 			for (uint64_t k = m->first >> cls;; k++) {
 				uint64_t idx = (uint64_t)(vcache_set_at(&c->g, seed, k) - c->g.sets);
-				if (__atomic_load_n(&c->occ[idx / 64], __ATOMIC_SEQ_CST) & (1ull << (idx % 64)))
+				if (__atomic_load_n(occ_word(c, idx), __ATOMIC_SEQ_CST) & occ_bit(idx))
 					set_invalidate(c, idx, m);
 				if (k == m->last >> cls)
 					break;

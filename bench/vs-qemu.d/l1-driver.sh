@@ -73,15 +73,23 @@ fi
 # The harness's own tracing (scripts/lib/guest-init: kvm_exit filtered to
 # guest shutdowns, for nested-run's triple-fault report) is saved here and put
 # back by trace_stop; each traced boot's events go to its own log instead.
-TRACE_SAVED=()
+# TRACE_SAVED: file under $TR -> its value, as it can be written back.
+declare -A TRACE_SAVED=()
+trace_files() {
+	local e
+	for e in $TRACE_EVENTS; do echo "events/kvm/$e/enable" "events/kvm/$e/filter"; done
+	echo trace_clock buffer_size_kb
+}
 trace_start() {
 	[ "$TRACE" = 1 ] || return 0
-	local e f
-	TRACE_SAVED=("$(cat "$TR/tracing_on")" "$(cat "$TR/trace_clock" | sed 's/.*\[\(.*\)\].*/\1/')"
-		"$(cat "$TR/buffer_size_kb" | sed 's/[^0-9].*//')")
-	for e in $TRACE_EVENTS; do
-		f=$(cat "$TR/events/kvm/$e/filter")
-		TRACE_SAVED+=("$(cat "$TR/events/kvm/$e/enable")" "$f")
+	local f e
+	for f in $(trace_files) tracing_on; do
+		case "$f" in
+		trace_clock) TRACE_SAVED[$f]=$(sed 's/.*\[\(.*\)\].*/\1/' "$TR/$f") ;;   # "[local] global ..."
+		buffer_size_kb) TRACE_SAVED[$f]=$(sed 's/[^0-9].*//' "$TR/$f") ;; # "256 (expanded: 1408)"
+		*/filter) TRACE_SAVED[$f]=$(sed 's/^none$/0/' "$TR/$f") ;;       # "none": no filter
+		*) TRACE_SAVED[$f]=$(cat "$TR/$f") ;;
+		esac
 	done
 	echo 0 >"$TR/tracing_on"
 	echo >"$TR/trace"
@@ -106,19 +114,10 @@ trace_stop() {
 	lost=$(cat "$TR"/per_cpu/cpu*/stats 2>/dev/null | awk '/^overrun:/ { n += $2 } END { print n + 0 }')
 	cat "$TR/trace" >"$base.trace"
 	echo >"$TR/trace"
-	local i=3
-	for e in $TRACE_EVENTS; do
-		echo "${TRACE_SAVED[i]:-0}" >"$TR/events/kvm/$e/enable"
-		if [ "${TRACE_SAVED[i + 1]:-none}" = none ]; then
-			echo 0 >"$TR/events/kvm/$e/filter"
-		else
-			echo "${TRACE_SAVED[i + 1]}" >"$TR/events/kvm/$e/filter"
-		fi
-		i=$((i + 2))
+	local f
+	for f in $(trace_files) tracing_on; do
+		echo "${TRACE_SAVED[$f]}" >"$TR/$f"
 	done
-	echo "${TRACE_SAVED[1]:-local}" >"$TR/trace_clock"
-	echo "${TRACE_SAVED[2]:-1408}" >"$TR/buffer_size_kb"
-	echo "${TRACE_SAVED[0]:-0}" >"$TR/tracing_on"
 	gzip -1 <"$base.trace" >"$log"
 	if [ "$lost" != 0 ]; then
 		echo "l1-driver: the trace lost $lost events (ring buffer overrun); no per-read figures for this boot" >&2

@@ -28,7 +28,9 @@ CONFIGS=${CONFIGS:-qemu-vtd-strict,vmm-vtd-strict,qemu-off,vmm-off,qemu-vtd-lazy
 # ---- statistics: median, min, max of every metric of the good boots ----------
 # stats.txt: "config metric n median min max"; status lines: "config status
 # ok fail"; failure lines: "config fail run reason".
-awk '
+# The awk functions both statistics below use: sort a[1..n] numerically, and
+# the median of a sorted a[1..n].
+AWK_MEDIAN='
 function sortn(a, n,    i, j, t) {
 	for (i = 2; i <= n; i++) {
 		t = a[i]
@@ -36,6 +38,10 @@ function sortn(a, n,    i, j, t) {
 		a[j + 1] = t
 	}
 }
+function median_sorted(a, n) {
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}'
+awk "$AWK_MEDIAN"'
 {
 	reason = ""
 	line = $0
@@ -79,7 +85,7 @@ END {
 		delete a
 		for (i = 1; i <= n; i++) a[i] = v[p[1], p[2], i]
 		sortn(a, n)
-		med = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+		med = median_sorted(a, n)
 		printf "%s %s %d %.6g %.6g %.6g\n", p[1], p[2], n, med, a[1], a[n]
 	}
 }' "$RES" | LC_ALL=C sort >"$OUT/stats.txt"
@@ -150,11 +156,12 @@ Q_ONOFF_1MX_LAZY=$(ratio "$(med qemu-vtd-lazy read1mx_mbps)" "$(med qemu-off rea
 # median of A's samples over the median of B's (comma-separated, by run):
 # how far one run's ratio moves from the next on this harness.
 per_run() {
-	awk -v a="$1" -v b="$2" -v m="$3" '
-	function median(str,    n, v, i, j, t) {
+	awk -v a="$1" -v b="$2" -v m="$3" "$AWK_MEDIAN"'
+	function median(str,    n, v, i) {
 		n = split(str, v, ",")
-		for (i = 2; i <= n; i++) { t = v[i] + 0; for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
-		return n % 2 ? v[(n + 1) / 2] + 0 : (v[n / 2] + v[n / 2 + 1]) / 2
+		for (i = 1; i <= n; i++) v[i] += 0
+		sortn(v, n)
+		return median_sorted(v, n)
 	}
 	/ status=ok / {
 		r = ""; c = ""; val = ""

@@ -31,6 +31,8 @@ import sys
 
 IOMMU_BASE, IOMMU_END = 0xFED90000, 0xFED91000
 LINE = re.compile(r"-(\d+)\s+\[\d+\]\s+\S+\s+(\d+\.\d+): (kvm_\w+): (.*)$")
+EXIT = re.compile(r"vcpu (\d+) reason (\S+)")
+GPA = re.compile(r"gpa (0x[0-9a-f]+)")
 
 
 def main():
@@ -74,7 +76,7 @@ def main():
         pid, ts, ev, rest = int(m.group(1)), float(m.group(2)), m.group(3), m.group(4)
         s = st.setdefault(pid, {"entry": None, "exit": None, "cls": None, "user": None})
         if ev == "kvm_exit":
-            r = re.search(r"vcpu (\d+) reason (\S+)", rest)
+            r = EXIT.search(rest)
             if r:
                 vcpus.add((pid, r.group(1)))
             if s["entry"] is not None:
@@ -83,7 +85,7 @@ def main():
             s.update(entry=None, exit=ts, user=None,
                      cls="halt" if reason in ("hlt", "HLT") else "other")
         elif ev == "kvm_mmio" and s["exit"] is not None and s["cls"] == "other":
-            g = re.search(r"gpa (0x[0-9a-f]+)", rest)
+            g = GPA.search(rest)
             if g:
                 gpa = int(g.group(1), 16)
                 s["cls"] = "iommu" if IOMMU_BASE <= gpa < IOMMU_END else "mmio"
