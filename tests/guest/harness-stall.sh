@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # guest_harness_stall: scripts/nested-run --stall-file F --stall S stops an L1
 # whose command stopped writing F for S seconds (exit status 124 and a
-# "stalled" message, long before --timeout), and leaves alone a command that
-# keeps writing F for longer than S in all.
+# "stalled" message, long before --timeout), after the command was sent
+# SIGTERM (so a VMM can still say where its guest was), and leaves alone a
+# command that keeps writing F for longer than S in all.
 #
 #   tests/guest/harness-stall.sh IMAGE_DIR WORK_DIR
 #
@@ -24,15 +25,17 @@ guest_prepare "harness-stall" "$IMG" "$WORK"
 WORK=$(realpath "$WORK")
 P=$WORK/progress
 
-# A command that writes once, then hangs: stopped 8 s after its write.
+# A command that writes once, then hangs: stopped 8 s after its write, with
+# SIGTERM first (which it notes in F).
 t0=$(date +%s)
 "$ROOT/scripts/nested-run" --image "$IMG" --timeout 280 --rw "$WORK" --stall-file "$P" --stall 8 \
-	-- sh -c "echo 1 >'$P'; sleep 270" 2>"$WORK/err1"
+	-- sh -c "trap 'echo TERM >>\"$P\"; exit 3' TERM; echo 1 >'$P'; sleep 270 & wait" 2>"$WORK/err1"
 rc=$? t=$(($(date +%s) - t0))
 cat "$WORK/err1" >&2
 [ "$rc" -eq 124 ] || fail "a stalled command gave status $rc, want 124"
 grep -q "stalled: $P unchanged for 8 s" "$WORK/err1" || fail "no 'stalled' message"
 [ -s "$P" ] || fail "the command never wrote $P (L1 did not run it)"
+grep -qx TERM "$P" || fail "the stalled command was not sent SIGTERM before L1 was stopped"
 [ "$t" -lt 200 ] || fail "the stalled L1 ran $t s: --stall did not stop it early"
 
 # A command that writes every 3 s for 18 s: never stalled.
