@@ -9,11 +9,12 @@
 # Builds (or reuses) the Debian guest image; runs the VMM directly where the
 # host's KVM can boot Linux, else in the nested L1 of scripts/nested-run.
 #
-#   tests/guest/dma-stress.sh VIOMMU_VMM|qemu IMAGE_DIR WORK_DIR DMA_STRESS MODE [SECONDS]
+#   tests/guest/dma-stress.sh VIOMMU_VMM|qemu IMAGE_DIR WORK_DIR DMA_STRESS MODE [SECONDS [R,W,C]]
 #
 # MODE: strict (VT-d, iommu.strict=1), lazy (VT-d, iommu.strict=0),
 # sm (VT-d in scalable mode, strict) or none (no IOMMU). SECONDS of stress in
-# the guest (default 60). The guest boots without `quiet`, so a kernel
+# the guest (default 60); R,W,C readers, writers and churners (default
+# 2,1,2). The guest boots without `quiet`, so a kernel
 # warning reaches the log. `qemu` instead of viommu-vmm runs the same guest
 # and checks under QEMU (the reference): intel-iommu with caching mode for
 # strict, without for lazy (with it Linux makes every domain strict); no sm.
@@ -26,13 +27,14 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=tests/guest/lib.sh
 . "$ROOT/tests/guest/lib.sh"
-USAGE="usage: dma-stress.sh VIOMMU_VMM|qemu IMAGE_DIR WORK_DIR DMA_STRESS strict|lazy|sm|none [SECONDS]"
+USAGE="usage: dma-stress.sh VIOMMU_VMM|qemu IMAGE_DIR WORK_DIR DMA_STRESS strict|lazy|sm|none [SECONDS [R,W,C]]"
 VMM=${1:?$USAGE}
 IMG=${2:?$USAGE}
 WORK=${3:?$USAGE}
 PROGRAM=${4:?$USAGE}
 MODE=${5:?$USAGE}
 SECS=${6:-60}
+WORKERS=${7:-2,1,2}
 
 fail() {
 	echo "dma-stress ($MODE): FAIL: $*" >&2
@@ -41,6 +43,7 @@ fail() {
 
 [ -x "$PROGRAM" ] || fail "$PROGRAM is not an executable (build the dma-stress target)"
 case "$SECS" in '' | *[!0-9]*) fail "SECONDS must be a number, not '$SECS'" ;; esac
+[[ "$WORKERS" =~ ^[0-9]+,[0-9]+,[0-9]+$ ]] || fail "R,W,C must be three counts, not '$WORKERS'"
 case "$MODE" in
 strict) IOMMU=vtd; KARGS="intel_iommu=on iommu.strict=1" ;;
 lazy) IOMMU=vtd; KARGS="intel_iommu=on iommu.strict=0" ;;
@@ -72,7 +75,8 @@ while [ ! -b /dev/vda ] && [ "$i" -lt 50 ]; do
 done
 [ -b /dev/vda ] || { echo "dma-stress: FAIL: no /dev/vda after 5 s"; exit 1; }
 grep -H . /sys/kernel/iommu_groups/*/type 2>/dev/null | head -n 4
-dma-stress /dev/vda "${VM_STRESS_SECONDS:?}"
+# readers, writers and churners: R,W,C split on the commas
+dma-stress /dev/vda "${VM_STRESS_SECONDS:?}" $(echo "${VM_STRESS_WORKERS:?}" | tr , ' ')
 EOF
 
 if [ "$VMM" = qemu ]; then
@@ -94,7 +98,7 @@ else
 fi
 "$ROOT/scripts/guest-run" --kernel "$IMG/vmlinuz" --initrd "$WORK/initrd-dma-stress.img" \
 	--test "$WORK/guest.sh" --workdir "$WORK" --timeout $((SECS + 240)) \
-	--append "$KARGS vm.modules=virtio_pci,virtio_blk vm.stress_seconds=$SECS" \
+	--append "$KARGS vm.modules=virtio_pci,virtio_blk vm.stress_seconds=$SECS vm.stress_workers=$WORKERS" \
 	-- "${VMM_CMD[@]}" \
 	2>"$WORK/vmm.err"
 rc=$?
