@@ -2,8 +2,9 @@
 # guest_harness_stall: scripts/nested-run --stall-file F --stall S stops an L1
 # whose command stopped writing F for S seconds (exit status 124 and a
 # "stalled" message, long before --timeout), after the command was sent
-# SIGTERM (so a VMM can still say where its guest was), and leaves alone a
-# command that keeps writing F for longer than S in all.
+# SIGTERM (so a VMM can still say where its guest was; SIGKILL 15 s later
+# for one that ignores it), and leaves alone a command that keeps writing F
+# for longer than S in all.
 #
 #   tests/guest/harness-stall.sh IMAGE_DIR WORK_DIR
 #
@@ -37,6 +38,18 @@ grep -q "stalled: $P unchanged for 8 s" "$WORK/err1" || fail "no 'stalled' messa
 [ -s "$P" ] || fail "the command never wrote $P (L1 did not run it)"
 grep -qx TERM "$P" || fail "the stalled command was not sent SIGTERM before L1 was stopped"
 [ "$t" -lt 200 ] || fail "the stalled L1 ran $t s: --stall did not stop it early"
+
+# One that ignores SIGTERM: SIGKILL 15 s later, still status 124, and L1
+# ends long before its timeout.
+rm -f "$P"
+t0=$(date +%s)
+"$ROOT/scripts/nested-run" --image "$IMG" --timeout 280 --rw "$WORK" --stall-file "$P" --stall 8 \
+	-- sh -c "trap '' TERM; echo 1 >'$P'; sleep 270" 2>"$WORK/err3"
+rc=$? t=$(($(date +%s) - t0))
+cat "$WORK/err3" >&2
+[ "$rc" -eq 124 ] || fail "a stalled command that ignores SIGTERM gave status $rc, want 124"
+grep -q "SIGKILL to the command" "$WORK/err3" || fail "L1 did not say it sent SIGKILL (see $WORK/err3)"
+[ "$t" -lt 200 ] || fail "the stalled L1 ran $t s with a command that ignores SIGTERM"
 
 # A command that writes every 3 s for 18 s: never stalled.
 rm -f "$P"
