@@ -93,14 +93,15 @@ static void describe(char *out, size_t n, uint64_t w)
 	}
 }
 
-/* Check n words against want(i) = base_tag | (first + 8 * i) style
- * patterns; print up to 4 wrong words. Returns the wrong words. */
+/* Check that word i of p is first_want + 8 * i (every pattern here counts
+ * in bytes); print up to 4 wrong words, `where` being p's offset in what
+ * they came from. Returns the wrong words. */
 static uint64_t check_words(const char *who, const uint64_t *p, uint64_t nwords, uint64_t first_want,
-			    uint64_t step, uint64_t where)
+			    uint64_t where)
 {
 	uint64_t bad = 0;
 	for (uint64_t i = 0; i < nwords; i++) {
-		uint64_t want = first_want + i * step;
+		uint64_t want = first_want + 8 * i;
 		if (p[i] == want)
 			continue;
 		if (bad++ < 4) {
@@ -189,7 +190,7 @@ static int read_check(int fd, uint64_t *s, off_t off, size_t len, uint64_t first
 	}
 	uint64_t at = 0, bad = 0;
 	for (int i = 0; i < n; i++) {
-		bad += check_words(who, iov[i].iov_base, iov[i].iov_len / 8, first + at, 8, (uint64_t)off + at);
+		bad += check_words(who, iov[i].iov_base, iov[i].iov_len / 8, first + at, (uint64_t)off + at);
 		at += iov[i].iov_len;
 	}
 	unscatter(iov, n);
@@ -199,16 +200,26 @@ static int read_check(int fd, uint64_t *s, off_t off, size_t len, uint64_t first
 	return bad != 0;
 }
 
+/* A worker's name ("KIND ID"), its O_DIRECT descriptor of dev and its
+ * random seed. -1 (and said why) when dev does not open. */
+static int worker_open(const char *dev, int flags, const char *kind, unsigned id, char *who, size_t n,
+		       uint64_t *seed)
+{
+	snprintf(who, n, "%s %u", kind, id);
+	*seed = 0x9e3779b97f4a7c15ull ^ ((uint64_t)getpid() << 20) ^ (uint64_t)time(NULL); /* per process */
+	int fd = open(dev, flags | O_DIRECT);
+	if (fd < 0)
+		printf("dma-stress: FAIL: %s: open %s: %s\n", who, dev, strerror(errno));
+	return fd;
+}
+
 static int reader(const char *dev, uint64_t ro_bytes, unsigned id)
 {
 	char who[32];
-	snprintf(who, sizeof(who), "reader %u", id);
-	int fd = open(dev, O_RDONLY | O_DIRECT);
-	if (fd < 0) {
-		printf("dma-stress: FAIL: %s: open %s: %s\n", who, dev, strerror(errno));
+	uint64_t s;
+	int fd = worker_open(dev, O_RDONLY, "reader", id, who, sizeof(who), &s);
+	if (fd < 0)
 		return 1;
-	}
-	uint64_t s = 0x9e3779b97f4a7c15ull ^ ((uint64_t)getpid() << 20) ^ (uint64_t)time(NULL);
 	while (!stop) {
 		size_t len = pick_size(&s);
 		off_t off = (off_t)(PAGE * (rnd(&s) % ((ro_bytes - len) / PAGE + 1)));
@@ -223,13 +234,10 @@ static int reader(const char *dev, uint64_t ro_bytes, unsigned id)
 static int writer(const char *dev, uint64_t slice_off, uint64_t slice_len, unsigned id)
 {
 	char who[32];
-	snprintf(who, sizeof(who), "writer %u", id);
-	int fd = open(dev, O_RDWR | O_DIRECT);
-	if (fd < 0) {
-		printf("dma-stress: FAIL: %s: open %s: %s\n", who, dev, strerror(errno));
+	uint64_t s;
+	int fd = worker_open(dev, O_RDWR, "writer", id, who, sizeof(who), &s);
+	if (fd < 0)
 		return 1;
-	}
-	uint64_t s = 0xd1b54a32d192ed03ull ^ ((uint64_t)getpid() << 24) ^ (uint64_t)time(NULL);
 	for (uint32_t seq = 1; !stop; seq++) {
 		size_t len = pick_size(&s);
 		if (len > slice_len)
@@ -281,7 +289,7 @@ static int churn_child(uint64_t seed)
 	 * write is caught only while it is there to be overwritten. */
 	struct timespec nap = { 0, (long)(rnd(&s) % 20000000) };
 	nanosleep(&nap, NULL);
-	uint64_t bad = check_words("churner", p, len / 8, first, 8, 0);
+	uint64_t bad = check_words("churner", p, len / 8, first, 0);
 	if (bad)
 		return 1;
 	__atomic_fetch_add(&ctr->churns, 1, __ATOMIC_RELAXED);
@@ -407,7 +415,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	memset(ctr, 0, sizeof(*ctr));
-	struct sigaction sa = { .sa_handler = on_alarm };
+	/* SA_RESTART: the deadline ends the loops, never an I/O halfway. */
+	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
 	sigaction(SIGALRM, &sa, NULL);
 
 	pid_t kids[48];

@@ -18,8 +18,6 @@
 # warning reaches the log. `qemu` instead of viommu-vmm runs the same guest
 # and checks under QEMU (the reference): intel-iommu with caching mode for
 # strict, without for lazy (with it Linux makes every domain strict); no sm.
-# $DMA_STRESS_QEMU_BLK adds options to QEMU's virtio-blk-pci (ioeventfd=off
-# makes each queue notify exit to QEMU's vCPU thread, as viommu-vmm's do).
 #
 # Exit status: 0 pass, 77 skip (no kernel package can be downloaded), else fail.
 set -uo pipefail
@@ -94,17 +92,16 @@ fi
 EOF
 
 if [ "$VMM" = qemu ]; then
-	BLK=${DMA_STRESS_QEMU_BLK:+,$DMA_STRESS_QEMU_BLK}
 	VMM_CMD=("$QEMU" -accel kvm -cpu host -m 512 -smp 2 -M q35,kernel-irqchip=split
 		-display none -nodefaults -no-reboot -no-user-config -serial stdio
 		-drive "file=$DISK,format=raw,if=none,id=vd0")
 	case "$MODE" in
-	none) VMM_CMD+=(-device "virtio-blk-pci,drive=vd0,disable-legacy=on$BLK") ;;
+	none) VMM_CMD+=(-device "virtio-blk-pci,drive=vd0,disable-legacy=on") ;;
 	*)
 		cm=on
 		[ "$MODE" = strict ] || cm=off
 		VMM_CMD+=(-device "intel-iommu,intremap=on,caching-mode=$cm"
-			-device "virtio-blk-pci,drive=vd0,iommu_platform=on,disable-legacy=on$BLK")
+			-device "virtio-blk-pci,drive=vd0,iommu_platform=on,disable-legacy=on")
 		;;
 	esac
 else

@@ -26,30 +26,30 @@ guest_prepare "harness-stall" "$IMG" "$WORK"
 WORK=$(realpath "$WORK")
 P=$WORK/progress
 
-# A command that writes once, then hangs: stopped 8 s after its write, with
-# SIGTERM first (which it notes in F).
-t0=$(date +%s)
-"$ROOT/scripts/nested-run" --image "$IMG" --timeout 280 --rw "$WORK" --stall-file "$P" --stall 8 \
-	-- sh -c "trap 'echo TERM >>\"$P\"; exit 3' TERM; echo 1 >'$P'; sleep 270 & wait" 2>"$WORK/err1"
-rc=$? t=$(($(date +%s) - t0))
-cat "$WORK/err1" >&2
-[ "$rc" -eq 124 ] || fail "a stalled command gave status $rc, want 124"
-grep -q "stalled: $P unchanged for 8 s" "$WORK/err1" || fail "no 'stalled' message"
-[ -s "$P" ] || fail "the command never wrote $P (L1 did not run it)"
-grep -qx TERM "$P" || fail "the stalled command was not sent SIGTERM before L1 was stopped"
-[ "$t" -lt 200 ] || fail "the stalled L1 ran $t s: --stall did not stop it early"
+# stalled WHAT ERR SCRIPT: SCRIPT (run in L1; it writes F once, then hangs)
+# is stopped 8 s after its write, long before the timeout, with status 124
+# and the "stalled" message; nested-run's stderr in ERR.
+stalled() {
+	local what=$1 err=$2 rc t t0
+	rm -f "$P"
+	t0=$(date +%s)
+	"$ROOT/scripts/nested-run" --image "$IMG" --timeout 280 --rw "$WORK" --stall-file "$P" --stall 8 \
+		-- sh -c "$3" 2>"$err"
+	rc=$? t=$(($(date +%s) - t0))
+	cat "$err" >&2
+	[ "$rc" -eq 124 ] || fail "$what gave status $rc, want 124"
+	grep -q "stalled: $P unchanged for 8 s" "$err" || fail "$what: no 'stalled' message"
+	[ -s "$P" ] || fail "$what never wrote $P (L1 did not run it)"
+	[ "$t" -lt 200 ] || fail "$what: L1 ran $t s, --stall did not stop it early"
+}
 
-# One that ignores SIGTERM: SIGKILL 15 s later, still status 124, and L1
-# ends long before its timeout.
-rm -f "$P"
-t0=$(date +%s)
-"$ROOT/scripts/nested-run" --image "$IMG" --timeout 280 --rw "$WORK" --stall-file "$P" --stall 8 \
-	-- sh -c "trap '' TERM; echo 1 >'$P'; sleep 270" 2>"$WORK/err3"
-rc=$? t=$(($(date +%s) - t0))
-cat "$WORK/err3" >&2
-[ "$rc" -eq 124 ] || fail "a stalled command that ignores SIGTERM gave status $rc, want 124"
+# One that takes SIGTERM (and notes it in F).
+stalled "a stalled command" "$WORK/err1" "trap 'echo TERM >>\"$P\"; exit 3' TERM; echo 1 >'$P'; sleep 270 & wait"
+grep -qx TERM "$P" || fail "the stalled command was not sent SIGTERM before L1 was stopped"
+
+# One that ignores SIGTERM: SIGKILL 15 s later.
+stalled "a stalled command that ignores SIGTERM" "$WORK/err3" "trap '' TERM; echo 1 >'$P'; sleep 270"
 grep -q "SIGKILL to the command" "$WORK/err3" || fail "L1 did not say it sent SIGKILL (see $WORK/err3)"
-[ "$t" -lt 200 ] || fail "the stalled L1 ran $t s with a command that ignores SIGTERM"
 
 # A command that writes every 3 s for 18 s: never stalled.
 rm -f "$P"
