@@ -12,7 +12,8 @@
 # Kernel command line (exported by init as VM_*):
 #   vm.bench_iommu=vtd|none   the configuration: an IOMMU translating the
 #                             disk's DMA, or none
-#   vm.bench_strict=1|0       with vtd: iommu.strict as passed to the kernel
+#   vm.bench_strict=1|0|pt    with vtd: iommu.strict as passed to the kernel,
+#                             or pt for iommu.passthrough=1
 #   vm.bench_m1=N             1 MiB blocks to read
 #   vm.bench_k4=N             4 KiB blocks to read
 #   vm.bench_reps=N           how many times each read is made in a row (each
@@ -43,9 +44,10 @@ vtd)
 	case "${VM_BENCH_STRICT:-}" in
 	1) want=DMA ;;
 	0) want=DMA-FQ ;;
-	*) fail "vm.bench_strict must be 0 or 1, got '${VM_BENCH_STRICT:-}'" ;;
+	pt) want=identity ;;
+	*) fail "vm.bench_strict must be 0, 1 or pt, got '${VM_BENCH_STRICT:-}'" ;;
 	esac
-	[ "$type" = "$want" ] || fail "the disk's IOMMU domain is '$type', not '$want' (iommu.strict=$VM_BENCH_STRICT)"
+	[ "$type" = "$want" ] || fail "the disk's IOMMU domain is '$type', not '$want' (vm.bench_strict=$VM_BENCH_STRICT)"
 	say "IOMMU group $(basename "$(readlink "$pci/iommu_group")"), domain type $type"
 	dmesg | grep -E "DMAR: IOMMU enabled|Using Queued invalidation|Enabled IRQ remapping" |
 		sed 's/^\[[^]]*\] /bench-guest: dmesg: /'

@@ -201,7 +201,10 @@ vmm_cmd() {
 		# vmm-vtd-ind-strict: indirect descriptors offered, as QEMU does.
 		local disk=$W/disk.img
 		[ "$cfg" != vmm-vtd-ind-strict ] || disk=$W/disk.img,indirect=on
-		append="$append vm.bench_iommu=vtd vm.bench_strict=$strict"
+		# vmm-vtd-pt: the guest puts the disk in a pass-through domain.
+		local mode=$strict
+		[ "$cfg" != vmm-vtd-pt ] || { mode=pt; append="$append iommu.passthrough=1"; }
+		append="$append vm.bench_iommu=vtd vm.bench_strict=$mode"
 		CMD=("$VMM" --memory "$MEMORY" --cpus "$CPUS" --disk "$disk" --serial stdio
 			--iommu "$vtd" --stats --kernel "$W/vmlinuz" --initrd "$W/initrd.img" --append "$append")
 		;;

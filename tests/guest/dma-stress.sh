@@ -12,12 +12,16 @@
 #   tests/guest/dma-stress.sh VIOMMU_VMM|qemu IMAGE_DIR WORK_DIR DMA_STRESS MODE [SECONDS [R,W,C]]
 #
 # MODE: strict (VT-d, iommu.strict=1), lazy (VT-d, iommu.strict=0),
-# sm (VT-d in scalable mode, strict) or none (no IOMMU). SECONDS of stress in
+# sm (VT-d in scalable mode, strict), pt (VT-d, the disk in the guest's
+# pass-through domain: iommu.passthrough=1) or none (no IOMMU). SECONDS of stress in
 # the guest (default 60); R,W,C readers, writers and churners (default
 # 2,1,2). The guest boots without `quiet`, so a kernel
 # warning reaches the log. `qemu` instead of viommu-vmm runs the same guest
 # and checks under QEMU (the reference): intel-iommu with caching mode for
 # strict, without for lazy (with it Linux makes every domain strict); no sm.
+# DMA_STRESS_MEMORY_MIB sets the guest's memory (default 512); above 3072 MiB
+# some of it lies above 4 GiB (viommu-vmm moves RAM past 3 GiB there), and the
+# run must show I/O buffers up there (dma-stress reads their frames).
 #
 # Exit status: 0 pass, 77 skip (no kernel package can be downloaded), else fail.
 set -uo pipefail
@@ -25,7 +29,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=tests/guest/lib.sh
 . "$ROOT/tests/guest/lib.sh"
-USAGE="usage: dma-stress.sh VIOMMU_VMM|qemu IMAGE_DIR WORK_DIR DMA_STRESS strict|lazy|sm|none [SECONDS [R,W,C]]"
+USAGE="usage: dma-stress.sh VIOMMU_VMM|qemu IMAGE_DIR WORK_DIR DMA_STRESS strict|lazy|sm|pt|none [SECONDS [R,W,C]]"
 VMM=${1:?$USAGE}
 IMG=${2:?$USAGE}
 WORK=${3:?$USAGE}
@@ -33,6 +37,7 @@ PROGRAM=${4:?$USAGE}
 MODE=${5:?$USAGE}
 SECS=${6:-60}
 WORKERS=${7:-2,1,2}
+MEMORY=${DMA_STRESS_MEMORY_MIB:-512}
 
 fail() {
 	echo "dma-stress ($MODE): FAIL: $*" >&2
@@ -44,10 +49,14 @@ fail() {
 if ! [[ "$WORKERS" =~ ^([0-9]|1[0-6]),([0-9]|1[0-6]),([0-9]|1[0-6])$ ]] || [[ "$WORKERS" == 0,0,* ]]; then
 	fail "R,W,C must be three counts of 0 to 16, with a reader or a writer, not '$WORKERS'"
 fi
+if ! [[ "$MEMORY" =~ ^[1-9][0-9]*$ ]] || [ "$MEMORY" -lt 256 ] || [ "$MEMORY" -gt 16384 ]; then
+	fail "DMA_STRESS_MEMORY_MIB must be 256 to 16384, not '$MEMORY'"
+fi
 case "$MODE" in
 strict) IOMMU=vtd; KARGS="intel_iommu=on iommu.strict=1"; GROUP=DMA ;;
 lazy) IOMMU=vtd; KARGS="intel_iommu=on iommu.strict=0"; GROUP=DMA-FQ ;;
 sm) IOMMU=vtd,scalable=on; KARGS="intel_iommu=on,sm_on iommu.strict=1"; GROUP=DMA ;;
+pt) IOMMU=vtd; KARGS="intel_iommu=on iommu.passthrough=1"; GROUP=identity ;;
 none) IOMMU=none; KARGS=""; GROUP=none ;;
 *) echo "$USAGE" >&2; exit 2 ;;
 esac
@@ -73,7 +82,7 @@ while [ ! -b /dev/vda ] && [ "$i" -lt 50 ]; do
 done
 [ -b /dev/vda ] || { echo "dma-stress: FAIL: no /dev/vda after 5 s"; exit 1; }
 # The disk's PCI function is in an IOMMU group of the expected type (DMA:
-# strict, DMA-FQ: lazy), or in none without an IOMMU.
+# strict, DMA-FQ: lazy, identity: pass-through), or in none without an IOMMU.
 pci=$(readlink -f /sys/block/vda/device/..)
 type=$(cat "$pci/iommu_group/type" 2>/dev/null || echo none)
 echo "dma-stress: ${pci##*/}: IOMMU domain type $type"
@@ -92,7 +101,7 @@ fi
 EOF
 
 if [ "$VMM" = qemu ]; then
-	VMM_CMD=("$QEMU" -accel kvm -cpu host -m 512 -smp 2 -M q35,kernel-irqchip=split
+	VMM_CMD=("$QEMU" -accel kvm -cpu host -m "$MEMORY" -smp 2 -M q35,kernel-irqchip=split
 		-display none -nodefaults -no-reboot -no-user-config -serial stdio
 		-drive "file=$DISK,format=raw,if=none,id=vd0")
 	case "$MODE" in
@@ -105,10 +114,11 @@ if [ "$VMM" = qemu ]; then
 		;;
 	esac
 else
-	VMM_CMD=("$VMM" --memory 512 --cpus 2 --disk "$DISK" --serial stdio --iommu "$IOMMU" --stats)
+	VMM_CMD=("$VMM" --memory "$MEMORY" --cpus 2 --disk "$DISK" --serial stdio --iommu "$IOMMU" --stats)
 fi
 "$ROOT/scripts/guest-run" --kernel "$IMG/vmlinuz" --initrd "$WORK/initrd-dma-stress.img" \
 	--test "$WORK/guest.sh" --workdir "$WORK" --timeout $((SECS + 240)) \
+	--nested-args "--memory $((MEMORY > 2048 ? MEMORY + 1024 : 3072))" \
 	--append "$KARGS vm.modules=virtio_pci,virtio_blk vm.stress_seconds=$SECS vm.stress_workers=$WORKERS vm.stress_group=$GROUP" \
 	-- "${VMM_CMD[@]}" \
 	2>"$WORK/vmm.err"
@@ -130,7 +140,14 @@ fi
 [ "$rc" -eq 0 ] || fail "scripts/guest-run failed with status $rc (log $WORK/serial.log)"
 line=$(grep -a '^dma-stress: [0-9]* reads' "$TXT" | tail -n 1)
 [ -n "$line" ] || fail "the guest printed no totals (log $WORK/serial.log)"
+# Where the buffers were: with memory above 4 GiB, some of them there.
+pages=$(grep -a '^dma-stress: I/O buffer pages:' "$TXT" | tail -n 1)
+[ -n "$pages" ] || fail "the guest printed no buffer page count (log $WORK/serial.log)"
+high=$(sed -E 's/.* ([0-9]+) above 4 GiB.*/\1/' <<<"$pages")
+if [ "$MEMORY" -gt 3072 ] && ! [ "$high" -gt 0 ] 2>/dev/null; then
+	fail "a guest with $MEMORY MiB had no I/O buffer above 4 GiB (${pages#dma-stress: })"
+fi
 # The read-only part is as the host wrote it.
 # shellcheck disable=SC2017 # the read-only part as dma-stress.c computes it
 cmp -s -n $(((DISK_MIB << 20) / 4 * 3)) "$DISK" "$WORK/disk.orig" || fail "the read-only part of the disk changed"
-echo "dma-stress ($MODE): PASS: ${line#dma-stress: }"
+echo "dma-stress ($MODE): PASS: ${line#dma-stress: }; ${pages#dma-stress: }"
