@@ -62,6 +62,16 @@ static int guest_acc_or(void *ctx, uint64_t addr, uint64_t old, uint64_t bits)
 	return mem_or64(w->v->mem, addr, old, bits);
 }
 
+/* Entries read in place, but not while a rule may corrupt table reads:
+ * those go through guest_acc_read one by one. */
+static const uint64_t *guest_acc_map(void *ctx, uint64_t addr, uint64_t len)
+{
+	struct walk_ctx *w = ctx;
+	if ((addr & 7) || inject_active(w->v, VIOMMU_INJECT_CORRUPT_READ))
+		return NULL;
+	return viommu_mem_ptr(w->v->mem, addr, (size_t)len, 0);
+}
+
 /*
  * Walk the domain's own table (one stage, or stage 2). With run_len > 0 the
  * walk goes on along the leaf's table (pt_walk_geom_run) over the pages of
@@ -82,6 +92,7 @@ static int domain_walk_run(struct walk_ctx *w, uint64_t in, uint32_t access, int
 		memset(&acc, 0, sizeof(acc));
 		acc.read = guest_acc_read;
 		acc.or = guest_acc_or;
+		acc.map = guest_acc_map;
 		acc.ctx = w;
 		root = __atomic_load_n(&d->root, __ATOMIC_ACQUIRE);
 		g = &d->g;

@@ -253,6 +253,49 @@ int pt_walk_geom_from(const struct pt_geom *g, const struct pt_acc *acc, uint64_
 	return walk_retry(g, acc, table, level, perms, iova, access, ad, res, NULL, NULL);
 }
 
+/* Whether entry pte of the run's table is a leaf of the natural size at
+ * `level` mapping addr with the run's permissions. */
+static int run_entry_ok(const struct pt_geom *g, uint64_t pte, unsigned level, unsigned shift, uint64_t addr,
+			uint32_t upper, uint32_t perms)
+{
+	struct pt_entry e;
+	memset(&e, 0, sizeof(e));
+	g->fmt->decode(g, pte, level, &e);
+	return e.kind == PT_LEAF && e.fault == VIOMMU_FAULT_NONE && e.size_shift == shift && e.addr == addr &&
+	       (upper & e.perms) == perms;
+}
+
+/*
+ * The run's entries compared raw, without decoding each: entry n that equals
+ * the first plus n pages (in the address field, every other bit the same)
+ * decodes as the first does, n pages on, provided the address field neither
+ * carries out nor leaves what the format accepts (its reserved high bits)
+ * anywhere in the run. Checked once: by decoding the first entry and the run's
+ * last possible one (entries in between have addresses in between, and each
+ * format's address checks only bound it from above). Entries from `limit` on
+ * are not looked at. Returns how many entries from the first match so; the
+ * caller's decoding loop goes on from there.
+ */
+static uint64_t run_raw(const struct pt_geom *g, const struct pt_acc *acc, const struct viommu_pt_result *res,
+			unsigned level, unsigned shift, uint64_t base, uint32_t upper, uint64_t bits, uint64_t limit,
+			uint32_t *refs)
+{
+	const uint64_t *t = acc->map(acc->ctx, res->entry_addr, limit * 8);
+	if (!t)
+		return 1;
+	uint64_t step = 1ull << shift;
+	/* Read again: the walk may have set its accessed/dirty bits. */
+	uint64_t first = __atomic_load_n(&t[0], __ATOMIC_ACQUIRE);
+	if ((bits && (first & bits) != bits) || !run_entry_ok(g, first, level, shift, base, upper, res->perms) ||
+	    !run_entry_ok(g, first + (limit - 1) * step, level, shift, base + (limit - 1) * step, upper, res->perms))
+		return 1;
+	uint64_t n = 1;
+	while (n < limit && __atomic_load_n(&t[n], __ATOMIC_ACQUIRE) == first + n * step)
+		n++;
+	*refs += (uint32_t)(n - 1);
+	return n;
+}
+
 uint64_t pt_walk_geom_run(const struct pt_geom *g, const struct pt_acc *acc, uint64_t root, uint64_t iova,
 			  uint32_t access, int ad, struct viommu_pt_result *res, uint64_t len)
 {
@@ -279,7 +322,10 @@ uint64_t pt_walk_geom_run(const struct pt_geom *g, const struct pt_acc *acc, uin
 	uint64_t max_pages = len ? ((off + (len - 1)) >> shift) + 1 : 1;
 	int adw = ad && (g->flags & VIOMMU_PT_F_AD);
 	uint64_t bits = adw ? g->fmt->ad_bits(g, level, 1, !!(access & VIOMMU_ACCESS_WRITE)) : 0;
-	while (n < max_pages && idx + n < PT_ENTRIES) {
+	uint64_t limit = max_pages < PT_ENTRIES - idx ? max_pages : PT_ENTRIES - idx;
+	if (acc->map && limit > 2)
+		n = run_raw(g, acc, res, level, shift, base, upper, bits, limit, &res->refs);
+	while (n < limit) {
 		uint64_t ea = res->entry_addr + n * 8, pte;
 		struct pt_entry e;
 		if (acc->read(acc->ctx, ea, &pte))
@@ -388,7 +434,12 @@ static int acc_mem_or(void *ctx, uint64_t addr, uint64_t old, uint64_t bits)
 	return mem_or64(ctx, addr, old, bits);
 }
 
-const struct pt_acc pt_acc_mem_template = { .read = acc_mem_read, .or = acc_mem_or };
+static const uint64_t *acc_mem_map(void *ctx, uint64_t addr, uint64_t len)
+{
+	return (addr & 7) ? NULL : viommu_mem_ptr(ctx, addr, (size_t)len, 0);
+}
+
+const struct pt_acc pt_acc_mem_template = { .read = acc_mem_read, .or = acc_mem_or, .map = acc_mem_map };
 
 int viommu_pt_walk(const struct viommu_pt_config *cfg, viommu_mem *mem, uint64_t root, uint64_t iova,
 		   uint32_t access, struct viommu_pt_result *res)
@@ -616,11 +667,23 @@ static int pt_acc_or(void *ctx, uint64_t addr, uint64_t old, uint64_t bits)
 	return 1;
 }
 
+/* Entries of one table: [addr, addr + len) must not leave it. */
+static const uint64_t *pt_acc_map(void *ctx, uint64_t addr, uint64_t len)
+{
+	const struct viommu_pt *pt = ctx;
+	uint64_t off = addr & (PT_TABLE_SIZE - 1);
+	if ((addr & 7) || len > PT_TABLE_SIZE - off)
+		return NULL;
+	const uint64_t *t = table_host(pt, addr);
+	return t ? t + off / 8 : NULL;
+}
+
 void pt_object_view(viommu_pt *pt, struct pt_acc *acc, uint64_t *root, const struct pt_geom **g)
 {
 	memset(acc, 0, sizeof(*acc));
 	acc->read = pt_acc_read;
 	acc->or = pt_acc_or;
+	acc->map = pt_acc_map;
 	acc->ctx = pt;
 	*root = pt->root;
 	*g = &pt->g;

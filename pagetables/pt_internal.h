@@ -89,6 +89,10 @@ struct pt_acc {
 	/* Optional: the walk is about to read the table at `level` (below the
 	 * first), with `perms` granted by the levels above it. */
 	void (*on_table)(void *ctx, unsigned level, uint64_t table, uint32_t perms);
+	/* Optional: a host pointer to [addr, addr + len) of one table, for
+	 * reading entries directly (each once, whole), or NULL when they must
+	 * go through read (not in plain memory, or reads are being altered). */
+	const uint64_t *(*map)(void *ctx, uint64_t addr, uint64_t len);
 	void *ctx;
 };
 

@@ -376,16 +376,24 @@ static void *vcpu_thread(void *arg)
 			break;
 		case KVM_EXIT_SHUTDOWN: {
 			/* Say where: a triple fault is a guest crash worth
-			 * looking at. */
+			 * looking at. On AMD, KVM has already put the vCPU
+			 * through INIT (the VMCB is undefined after a
+			 * shutdown), so its registers are the reset state:
+			 * say so rather than report 0xfff0 as the crash site. */
 			struct kvm_regs regs;
 			struct kvm_sregs sr;
 			if (!ioctl(c->fd, KVM_GET_REGS, &regs) && !ioctl(c->fd, KVM_GET_SREGS, &sr))
 				vmm_log(vm, "vCPU %d triple fault: rip %#llx rsp %#llx cr0 %#llx cr2 %#llx cr3 %#llx "
-					    "cr4 %#llx efer %#llx idt %#llx/%#x",
+					    "cr4 %#llx efer %#llx idt %#llx/%#x%s",
 					c->id, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
 					(unsigned long long)sr.cr0, (unsigned long long)sr.cr2,
 					(unsigned long long)sr.cr3, (unsigned long long)sr.cr4,
-					(unsigned long long)sr.efer, (unsigned long long)sr.idt.base, sr.idt.limit);
+					(unsigned long long)sr.efer, (unsigned long long)sr.idt.base, sr.idt.limit,
+					regs.rip == 0xfff0 && !(sr.cr0 & 1)
+						? " (the reset state: KVM reset the vCPU at the shutdown, as it "
+						  "does on AMD, so where it crashed is lost; a KVM trace of "
+						  "kvm_exit shows the RIP)"
+						: "");
 			vmm_request_exit(vm, VMM_EXIT_RESET, "guest reset (triple fault) on vCPU %d", c->id);
 			break;
 		}

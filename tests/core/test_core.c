@@ -1117,6 +1117,105 @@ static void test_map_ptr_runs(void)
 	}
 }
 
+/*
+ * A run's entries are compared raw where they can be (the entry equal to the
+ * first plus n pages), and the result must be what decoding each gives:
+ * - an entry that differs from that only in bits the format ignores (x86's
+ *   bits 11:9) still continues the run, through the decoding loop;
+ * - an output address that leaves what the format accepts ends the run, even
+ *   where the raw entry is exactly the first plus n pages: with oas 32, bit 32
+ *   is reserved, and guest memory lies on both sides of 4 GiB here, so a run
+ *   that went on past it would copy from above 4 GiB instead of faulting.
+ */
+static void test_map_ptr_runs_raw(void)
+{
+	struct env e;
+	core_case("map_ptr runs: raw compare");
+	if (!CHECK_EQ(env_init(&e, 0), 0))
+		return;
+	static uint8_t low[64 * 1024] __attribute__((aligned(4096))), high[64 * 1024] __attribute__((aligned(4096)));
+	for (size_t i = 0; i < sizeof(low); i++) {
+		low[i] = (uint8_t)(i * 7 + 1);
+		high[i] = 0xee;
+	}
+	/* A second instance over the same tables (in RAM0) and 64 KiB on each
+	 * side of 4 GiB. */
+	struct viommu_mem_region regs[3] = {
+		{ .gpa = RAM0_GPA, .size = RAM0_SIZE, .host = e.ram0 },
+		{ .gpa = 4 * GiB - sizeof(low), .size = sizeof(low), .host = low },
+		{ .gpa = 4 * GiB, .size = sizeof(high), .host = high },
+	};
+	struct viommu_config c;
+	memset(&c, 0, sizeof(c));
+	c.size = sizeof(c);
+	c.mem.size = sizeof(c.mem);
+	c.mem.regions = regs;
+	c.mem.nr_regions = 3;
+	viommu *v = NULL;
+	if (!CHECK_EQ(viommu_create(&c, NULL, &v), 0)) {
+		env_fini(&e);
+		return;
+	}
+	struct viommu_pt_config pc = pt_cfg(VIOMMU_PT_X86_64, 4, 0, VIOMMU_PGSIZE_4K);
+	pc.oas = 32;
+	viommu_pt *pt = gpt_create(&e.gt, e.gm, pc);
+	CHECK(pt != NULL);
+	const uint64_t A = 0x40000000ull, B = A + 0x100000;
+	uint32_t rw = PR | PW | PU;
+	PTMAP(pt, A, 0x600000, 16 * 0x1000, rw);
+	PTMAP(pt, B, 4 * GiB - 0x2000, 0x2000, rw);
+	struct viommu_pt_result r;
+	CHECK_EQ(viommu_pt_walk(&pc, e.gm, viommu_pt_root(pt), A, R, &r), 0);
+	uint64_t *ea = (uint64_t *)(e.ram0 + r.entry_addr);
+	ea[5] |= 1ull << 9;
+	ea[9] |= 1ull << 10;
+	CHECK_EQ(viommu_pt_walk(&pc, e.gm, viommu_pt_root(pt), B, R, &r), 0);
+	uint64_t *eb = (uint64_t *)(e.ram0 + r.entry_addr);
+	eb[2] = eb[0] + 2 * 0x1000; /* 4 GiB: bit 32, reserved at oas 32 */
+	eb[3] = eb[0] + 3 * 0x1000;
+
+	struct viommu_domain_config dc;
+	memset(&dc, 0, sizeof(dc));
+	dc.size = sizeof(dc);
+	dc.type = VIOMMU_DOMAIN_PAGING;
+	dc.pt = pc;
+	viommu_domain *d = NULL;
+	viommu_dev *dev = NULL;
+	struct viommu_rid rid = { .bus = 0, .devfn = 0x30 };
+	CHECK_EQ(viommu_domain_create(v, &dc, &d), 0);
+	CHECK_EQ(viommu_domain_set_root(d, viommu_pt_root(pt)), 0);
+	CHECK_EQ(viommu_dev_create(v, rid, &dev), 0);
+	CHECK_EQ(viommu_dev_attach(dev, NOPASID, d, NULL), 0);
+
+	struct viommu_stats st0, st1;
+	viommu_get_stats(v, &st0);
+	void *host = NULL;
+	uint64_t ml = 0;
+	CHECK_EQ(viommu_dma_map_ptr(dev, NOPASID, A, 16 * 0x1000, R, &host, &ml, NULL), 0);
+	viommu_get_stats(v, &st1);
+	CHECK(host == e.ram0 + 0x600000);
+	CHECK_EQ(ml, 16 * 0x1000);
+	CHECK_EQ(st1.walks - st0.walks, 1);
+	CHECK_EQ(st1.refs - st0.refs, 4 + 15);
+
+	static uint8_t buf[4 * 0x1000];
+	memset(buf, 0, sizeof(buf));
+	size_t done = 0;
+	struct viommu_fault_record f;
+	memset(&f, 0, sizeof(f));
+	CHECK_EQ(viommu_dma_read(dev, NOPASID, B, buf, sizeof(buf), 0, &done, &f), -EFAULT);
+	CHECK_EQ(done, 0x2000);
+	CHECK(!memcmp(buf, low + sizeof(low) - 0x2000, 0x2000));
+	CHECK_EQ(f.addr, B + 0x2000);
+	CHECK_EQ(f.reason, VIOMMU_FAULT_RESERVED_BIT);
+	CHECK_EQ(buf[0x2000], 0); /* nothing from above 4 GiB */
+
+	CHECK_EQ(viommu_dev_detach(dev, NOPASID), 0);
+	viommu_destroy(v);
+	viommu_pt_destroy(pt);
+	env_fini(&e);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Nested                                                                   */
 
@@ -2455,6 +2554,7 @@ int main(void)
 	test_paging_host();
 	test_paging_guest();
 	test_map_ptr_runs();
+	test_map_ptr_runs_raw();
 	test_debug_verify();
 	test_nested();
 	test_devices();
