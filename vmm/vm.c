@@ -389,7 +389,7 @@ static void *vcpu_thread(void *arg)
 					(unsigned long long)sr.cr0, (unsigned long long)sr.cr2,
 					(unsigned long long)sr.cr3, (unsigned long long)sr.cr4,
 					(unsigned long long)sr.efer, (unsigned long long)sr.idt.base, sr.idt.limit,
-					regs.rip == 0xfff0 && !(sr.cr0 & 1)
+					regs.rip == 0xfff0 && !(sr.cr0 & 1) && sr.cs.base == 0xffff0000ull
 						? " (the reset state: KVM reset the vCPU at the shutdown, as it "
 						  "does on AMD, so where it crashed is lost; a KVM trace of "
 						  "kvm_exit shows the RIP)"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Writes the seed inputs of fuzz_dma_run (the input format is described at
- * the top of fuzz_dma_run.c; the constants below follow it) into a directory:
+ * the top of fuzz_dma_run.c, its constants in fuzz_dma_run_input.h) into a
+ * directory:
  * guest-owned tables of every format with long runs of contiguous leaves in
  * last-level tables, and what ends a run early or must end it: ignored bits
  * that differ, permission changes, holes, output gaps, outputs crossing 2^oas
@@ -20,23 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The input format (fuzz_dma_run.c). */
-#define DR_HDR_SIZE 40u
-#define DR_OP_SIZE 16u
-#define DR_REC_SIZE 16u
-#define DR_MAX_OPS 4u
-#define DR_MAX_RECORDS 1024u
-#define DR_F_AD 0x01u
-#define DR_F_EXTRA 0x02u
-#define DR_F_PGSIZE 0x04u
-#define DR_F_2M 0x08u
-#define DR_F_1G 0x10u
-#define DR_M_B 0x01u
-#define DR_M_A_RO 0x02u
-#define DR_M_B_RO 0x04u
-#define DR_M_ROOT_RAW 0x08u
-#define DR_OP_READ 0x01u
-#define DR_OP_INVAL 0x02u
+#include "fuzz_dma_run_input.h"
 enum { STEP_0 = 0, STEP_4K = 1, STEP_2M = 2, STEP_1G = 3 };
 
 #define BIT(n) (1ull << (n))
