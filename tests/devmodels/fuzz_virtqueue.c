@@ -40,19 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FZ_MAX_QUEUE 256u
 #define FZ_SPAN (FZ_RAM_SIZE + 0x2000) /* offsets run a little past the end */
 
-#define FAIL(...)                                                                      \
-	do {                                                                           \
-		fprintf(stderr, "fuzz_virtqueue.c:%d: invariant violated: ", __LINE__); \
-		fprintf(stderr, __VA_ARGS__);                                          \
-		fputc('\n', stderr);                                                   \
-		abort();                                                               \
-	} while (0)
-
-#define CHECK(cond, ...)                   \
-	do {                               \
-		if (!(cond))               \
-			FAIL(__VA_ARGS__); \
-	} while (0)
+#define FUZZ_TARGET "fuzz_virtqueue.c"
+#include "fuzz_check.h"
 
 /* The input header. */
 struct fz_header {

@@ -9,6 +9,8 @@
 #                              # itself, instrumented (code outside libviommu)
 #     [INCLUDES dir ...])      # extra include directories
 #
+# Targets include fuzz_check.h (this directory) for their FAIL and CHECK.
+#
 # Every build: NAME_replay runs the corpus through the target in name order
 # (test NAME_corpus, label fuzz). With VIOMMU_FUZZ (clang): NAME is the
 # libFuzzer binary over a coverage-instrumented copy of the library (one copy,
@@ -60,9 +62,8 @@ function(viommu_add_fuzz_target)
 
   add_executable(${F_NAME}_replay ${F_SOURCES} ${VIOMMU_FUZZ_COMMON_DIR}/replay_main.c)
   target_link_libraries(${F_NAME}_replay PRIVATE ${F_REPLAY_LIBS})
-  if(F_INCLUDES)
-    target_include_directories(${F_NAME}_replay PRIVATE ${F_INCLUDES})
-  endif()
+  # fuzz_check.h (FAIL, CHECK) for every target, and the target's own.
+  target_include_directories(${F_NAME}_replay PRIVATE ${VIOMMU_FUZZ_COMMON_DIR} ${F_INCLUDES})
   add_test(NAME ${F_NAME}_corpus COMMAND ${F_NAME}_replay ${F_CORPUS})
   set_tests_properties(${F_NAME}_corpus PROPERTIES LABELS fuzz TIMEOUT 300)
 
@@ -71,7 +72,7 @@ function(viommu_add_fuzz_target)
   endif()
   viommu_fuzz_lib_obj()
   add_executable(${F_NAME} ${F_SOURCES} ${F_FUZZ_SOURCES} $<TARGET_OBJECTS:viommu_fuzz_obj>)
-  target_include_directories(${F_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/include ${F_INCLUDES})
+  target_include_directories(${F_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/include ${VIOMMU_FUZZ_COMMON_DIR} ${F_INCLUDES})
   target_compile_options(${F_NAME} PRIVATE -fsanitize=fuzzer ${VIOMMU_FUZZ_SAN})
   target_link_options(${F_NAME} PRIVATE -fsanitize=fuzzer ${VIOMMU_FUZZ_SAN})
   target_link_libraries(${F_NAME} PRIVATE Threads::Threads)

@@ -107,19 +107,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FAIL(...)                                                                     \
-	do {                                                                          \
-		fprintf(stderr, "fuzz_dma_run.c:%d: invariant violated: ", __LINE__); \
-		fprintf(stderr, __VA_ARGS__);                                         \
-		fputc('\n', stderr);                                                  \
-		abort();                                                              \
-	} while (0)
-
-#define CHECK(cond, ...)                   \
-	do {                               \
-		if (!(cond))               \
-			FAIL(__VA_ARGS__); \
-	} while (0)
+#define FUZZ_TARGET "fuzz_dma_run.c"
+#include "fuzz_check.h"
 
 
 #define ACC_RW (VIOMMU_ACCESS_READ | VIOMMU_ACCESS_WRITE)

@@ -32,19 +32,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FAIL(...)                                                                  \
-	do {                                                                       \
-		fprintf(stderr, "fuzz_pt_walk.c:%d: invariant violated: ", __LINE__); \
-		fprintf(stderr, __VA_ARGS__);                                      \
-		fputc('\n', stderr);                                               \
-		abort();                                                           \
-	} while (0)
-
-#define CHECK(cond, ...)                    \
-	do {                                \
-		if (!(cond))                \
-			FAIL(__VA_ARGS__);  \
-	} while (0)
+#define FUZZ_TARGET "fuzz_pt_walk.c"
+#include "fuzz_check.h"
 
 struct env {
 	struct fz_header h;

@@ -36,19 +36,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FAIL(...)                                                               \
-	do {                                                                    \
-		fprintf(stderr, "fuzz_ir.c:%d: invariant violated: ", __LINE__); \
-		fprintf(stderr, __VA_ARGS__);                                   \
-		fputc('\n', stderr);                                            \
-		abort();                                                        \
-	} while (0)
-
-#define CHECK(cond, ...)                   \
-	do {                               \
-		if (!(cond))               \
-			FAIL(__VA_ARGS__); \
-	} while (0)
+#define FUZZ_TARGET "fuzz_ir.c"
+#include "fuzz_check.h"
 
 struct input {
 	uint32_t flags;
