@@ -273,12 +273,11 @@ static int run_entry_ok(const struct pt_geom *g, uint64_t pte, unsigned level, u
  * anywhere in the run. Checked once: by decoding the first entry and the run's
  * last possible one (entries in between have addresses in between, and each
  * format's address checks only bound it from above). Entries from `limit` on
- * are not looked at. Returns how many entries from the first match so; the
- * caller's decoding loop goes on from there.
+ * are not looked at. Returns how many entries from the first match so (each
+ * counted in res->refs); the caller's decoding loop goes on from there.
  */
-static uint64_t run_raw(const struct pt_geom *g, const struct pt_acc *acc, const struct viommu_pt_result *res,
-			unsigned level, unsigned shift, uint64_t base, uint32_t upper, uint64_t bits, uint64_t limit,
-			uint32_t *refs)
+static uint64_t run_raw(const struct pt_geom *g, const struct pt_acc *acc, struct viommu_pt_result *res,
+			unsigned level, unsigned shift, uint64_t base, uint32_t upper, uint64_t bits, uint64_t limit)
 {
 	const uint64_t *t = acc->map(acc->ctx, res->entry_addr, limit * 8);
 	if (!t)
@@ -292,7 +291,7 @@ static uint64_t run_raw(const struct pt_geom *g, const struct pt_acc *acc, const
 	uint64_t n = 1;
 	while (n < limit && __atomic_load_n(&t[n], __ATOMIC_ACQUIRE) == first + n * step)
 		n++;
-	*refs += (uint32_t)(n - 1);
+	res->refs += (uint32_t)(n - 1);
 	return n;
 }
 
@@ -323,8 +322,10 @@ uint64_t pt_walk_geom_run(const struct pt_geom *g, const struct pt_acc *acc, uin
 	int adw = ad && (g->flags & VIOMMU_PT_F_AD);
 	uint64_t bits = adw ? g->fmt->ad_bits(g, level, 1, !!(access & VIOMMU_ACCESS_WRITE)) : 0;
 	uint64_t limit = max_pages < PT_ENTRIES - idx ? max_pages : PT_ENTRIES - idx;
+	/* run_raw decodes two entries itself: for runs of two or fewer
+	 * pages the decoding loop is no dearer. */
 	if (acc->map && limit > 2)
-		n = run_raw(g, acc, res, level, shift, base, upper, bits, limit, &res->refs);
+		n = run_raw(g, acc, res, level, shift, base, upper, bits, limit);
 	while (n < limit) {
 		uint64_t ea = res->entry_addr + n * 8, pte;
 		struct pt_entry e;
@@ -434,12 +435,7 @@ static int acc_mem_or(void *ctx, uint64_t addr, uint64_t old, uint64_t bits)
 	return mem_or64(ctx, addr, old, bits);
 }
 
-static const uint64_t *acc_mem_map(void *ctx, uint64_t addr, uint64_t len)
-{
-	return (addr & 7) ? NULL : viommu_mem_ptr(ctx, addr, (size_t)len, 0);
-}
-
-const struct pt_acc pt_acc_mem_template = { .read = acc_mem_read, .or = acc_mem_or, .map = acc_mem_map };
+const struct pt_acc pt_acc_mem_template = { .read = acc_mem_read, .or = acc_mem_or };
 
 int viommu_pt_walk(const struct viommu_pt_config *cfg, viommu_mem *mem, uint64_t root, uint64_t iova,
 		   uint32_t access, struct viommu_pt_result *res)
