@@ -295,10 +295,19 @@ int boot_load_linux(struct vmm *vm, struct vcpu *bsp)
 
 	/* ACPI tables. */
 	struct acpi_info ai = { .nr_cpus = vm->nr_cpus, .ecam_base = VMM_ECAM_BASE, .ecam_buses = VMM_ECAM_BUSES };
-	static uint8_t dmar[256];
+	static uint8_t dmar[512];
 	if (vm->vtd) {
 		struct viommu_vtd_ioapic io = { .id = 0, .rid = { .segment = 0, .bus = 0, .devfn = VMM_IOAPIC_DEVFN } };
-		int n = viommu_vtd_dmar(vm->vtd, VMM_VTD_BASE, &io, 1, dmar, sizeof(dmar));
+		/* A device given with iommu=off is left out of the unit's scope:
+		 * the DRHD then lists every other device instead of including
+		 * them all. */
+		struct viommu_rid scope[32];
+		unsigned nscope = 0;
+		int n = pci_iommu_scope(vm->pci, scope, 32, &nscope);
+		if (n == 1)
+			n = viommu_vtd_dmar(vm->vtd, VMM_VTD_BASE, &io, 1, dmar, sizeof(dmar));
+		else if (n == 0)
+			n = viommu_vtd_dmar_scoped(vm->vtd, VMM_VTD_BASE, &io, 1, scope, nscope, dmar, sizeof(dmar));
 		if (n < 0) {
 			vmm_log(vm, "DMAR table: %s", strerror(-n));
 			r = n;

@@ -3,7 +3,8 @@
  * viommu-vmm: command line.
  *
  *   viommu-vmm --kernel FILE [--initrd FILE] [--append STR] [--memory MiB]
- *              [--cpus N] [--disk FILE[,ro][,indirect=on|off][,queues=N]] [--iommu none|vtd[,OPTS]] [--serial stdio|FILE]
+ *              [--cpus N] [--disk FILE[,ro][,indirect=on|off][,queues=N][,iommu=off]]...
+ *              [--iommu none|vtd[,OPTS]] [--serial stdio|FILE]
  *              [--edu] [--vfio-pci BDF]... [--stats[=exits]] [--control PATH]
  *
  * Exit status: 0 when the guest powers off, 1 on a VMM error, 2 when the guest
@@ -29,12 +30,16 @@ static void usage(FILE *f)
 		"  --append STR         kernel command line (e.g. \"console=ttyS0\")\n"
 		"  --memory MiB         guest RAM (default 512; at least 64)\n"
 		"  --cpus N             vCPUs (default 1, at most %u)\n"
-		"  --disk FILE[,ro][,indirect=on|off][,queues=N]\n"
+		"  --disk FILE[,ro][,indirect=on|off][,queues=N][,iommu=off]\n"
 		"                       a raw disk image as virtio-blk (read-only with ,ro);\n"
+		"                       repeatable (at most %u), each disk in the next PCI slot;\n"
 		"                       indirect=off: no indirect descriptors (one DMA mapping\n"
 		"                       less per request; default off with --iommu vtd, else on);\n"
 		"                       queues=N: request queues, 1..%u (default: one per vCPU,\n"
-		"                       so a request completes on the vCPU that made it)\n"
+		"                       so a request completes on the vCPU that made it);\n"
+		"                       iommu=off: the disk is behind no virtual IOMMU (left\n"
+		"                       out of the DMAR table's scope: its DMA is not translated\n"
+		"                       and its interrupts are not remapped)\n"
 		"  --iommu none         no IOMMU for the guest (devices DMA through an identity\n"
 		"                       domain, still checked against guest memory)\n"
 		"  --iommu vtd[,x2apic=on|off][,scalable=on|off][,fault-records=N][,aw-bits=39|48|57]\n"
@@ -57,7 +62,7 @@ static void usage(FILE *f)
 		"  --help               this text\n"
 		"\n"
 		"Exit status: 0 guest powered off, 1 VMM error, 2 guest reset or panic, 3 signal.\n",
-		VMM_MAX_CPUS, VIRTIO_BLK_MAX_QUEUES, VMM_MAX_VFIO);
+		VMM_MAX_CPUS, VMM_MAX_DISKS, VIRTIO_BLK_MAX_QUEUES, VMM_MAX_VFIO);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -73,10 +78,16 @@ static int parse_u64(const char *s, uint64_t *out)
 
 /* --iommu none | vtd[,x2apic=on|off][,scalable=on|off][,fault-records=N][,aw-bits=39|48|57]
  *                   [,caching-mode=on|off] */
-/* --disk FILE[,ro][,indirect=on|off][,queues=N]: options are taken off the end, so a
- * file name may hold commas. */
+/* --disk FILE[,ro][,indirect=on|off][,queues=N][,iommu=off|on]: options are taken
+ * off the end, so a file name may hold commas. */
 static int parse_disk(struct vmm_opts *o, const char *arg)
 {
+	if (o->nr_disks >= VMM_MAX_DISKS) {
+		fprintf(stderr, "viommu-vmm: at most %u --disk options\n", VMM_MAX_DISKS);
+		return -1;
+	}
+	struct vmm_disk *d = &o->disks[o->nr_disks];
+	d->indirect = -1;
 	char *p = strdup(arg);
 	if (!p)
 		return -1;
@@ -85,11 +96,15 @@ static int parse_disk(struct vmm_opts *o, const char *arg)
 		if (!c)
 			break;
 		if (!strcmp(c + 1, "ro"))
-			o->disk_ro = 1;
+			d->ro = 1;
 		else if (!strcmp(c + 1, "indirect=on"))
-			o->disk_indirect = 1;
+			d->indirect = 1;
 		else if (!strcmp(c + 1, "indirect=off"))
-			o->disk_indirect = 0;
+			d->indirect = 0;
+		else if (!strcmp(c + 1, "iommu=off"))
+			d->bypass = 1;
+		else if (!strcmp(c + 1, "iommu=on"))
+			d->bypass = 0;
 		else if (!strncmp(c + 1, "queues=", 7)) {
 			char *end;
 			unsigned long n = strtoul(c + 8, &end, 10);
@@ -99,7 +114,7 @@ static int parse_disk(struct vmm_opts *o, const char *arg)
 				free(p);
 				return -1;
 			}
-			o->disk_queues = (unsigned)n;
+			d->queues = (unsigned)n;
 		} else
 			break;
 		*c = 0;
@@ -109,7 +124,8 @@ static int parse_disk(struct vmm_opts *o, const char *arg)
 		free(p);
 		return -1;
 	}
-	o->disk = p; /* lives as long as the process */
+	d->path = p; /* lives as long as the process */
+	o->nr_disks++;
 	return 0;
 }
 
@@ -179,7 +195,6 @@ int main(int argc, char **argv)
 	struct vmm_opts *o = &vm.opts;
 	o->mem_mib = 512;
 	o->cpus = 1;
-	o->disk_indirect = -1;
 	o->serial = "stdio";
 	o->iommu = "none";
 
@@ -266,12 +281,15 @@ int main(int argc, char **argv)
 	/* Behind a virtual IOMMU an indirect table costs the guest one more
 	 * mapping per request, and a strict guest one more invalidation: an
 	 * exit. Without one it only saves ring entries. */
-	if (o->disk_indirect < 0)
-		o->disk_indirect = !o->vtd;
 	/* As QEMU does: a queue per vCPU (Linux maps each CPU to a queue and
 	 * steers the queue's interrupt to it). */
-	if (!o->disk_queues)
-		o->disk_queues = o->cpus < VIRTIO_BLK_MAX_QUEUES ? o->cpus : VIRTIO_BLK_MAX_QUEUES;
+	for (unsigned i = 0; i < o->nr_disks; i++) {
+		struct vmm_disk *d = &o->disks[i];
+		if (d->indirect < 0)
+			d->indirect = !o->vtd || d->bypass;
+		if (!d->queues)
+			d->queues = o->cpus < VIRTIO_BLK_MAX_QUEUES ? o->cpus : VIRTIO_BLK_MAX_QUEUES;
+	}
 	int code = vmm_run(&vm);
 	if (vm.exit_msg[0])
 		fprintf(stderr, "viommu-vmm: %s\n", vm.exit_msg);

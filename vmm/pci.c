@@ -26,6 +26,7 @@ struct pci_slot {
 	struct pci_bus *bus;
 	viommu_dev *dma;
 	int vtd_owned;      /* dma belongs to the VT-d unit */
+	int bypass;         /* behind no virtual IOMMU (pci_next_devfn) */
 	/* BAR ranges registered with the VM now (0 = none). */
 	uint64_t mapped[PCIDEV_NR_BARS];
 	int mapped_io[PCIDEV_NR_BARS];
@@ -190,6 +191,11 @@ static void ecam_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 static int host_msi(void *ctx, struct pcidev *dev, uint64_t addr, uint32_t data)
 {
 	struct pci_bus *bus = ctx;
+	/* A device outside the unit's scope: its interrupts never reach the
+	 * remapping hardware. The slot's flag is set before the device is
+	 * built and never changes. */
+	if (!dev->rid.bus && !(dev->rid.devfn & 7) && bus->slots[dev->rid.devfn >> 3].bypass)
+		return vmm_deliver_msi_direct(bus->vm, dev->rid, addr, data);
 	return vmm_deliver_msi(bus->vm, dev->rid, addr, data);
 }
 
@@ -218,7 +224,7 @@ void pci_host_template(struct pci_bus *bus, struct pcidev_host *host)
 	host->ctx = bus;
 }
 
-int pci_next_devfn(struct pci_bus *bus, struct viommu_rid *rid)
+int pci_next_devfn(struct pci_bus *bus, struct viommu_rid *rid, int bypass)
 {
 	for (unsigned s = 1; s < 32; s++) {
 		if (bus->slots[s].dev || bus->slots[s].dma)
@@ -226,7 +232,8 @@ int pci_next_devfn(struct pci_bus *bus, struct viommu_rid *rid)
 		rid->segment = 0;
 		rid->bus = 0;
 		rid->devfn = (uint8_t)(s << 3);
-		if (bus->vm->vtd) {
+		bus->slots[s].bypass = bypass && bus->vm->vtd;
+		if (bus->vm->vtd && !bypass) {
 			/* The VT-d unit owns its requesters and attaches them
 			 * as the guest's context entries say. */
 			bus->slots[s].dma = viommu_vtd_device(bus->vm->vtd, *rid);
@@ -247,6 +254,27 @@ int pci_next_devfn(struct pci_bus *bus, struct viommu_rid *rid)
 		return 0;
 	}
 	return -ENOSPC;
+}
+
+int pci_iommu_scope(struct pci_bus *bus, struct viommu_rid *out, unsigned max, unsigned *nr)
+{
+	unsigned n = 0;
+	int any_bypass = 0;
+	for (unsigned s = 1; s < 32; s++) {
+		if (!bus->slots[s].dma)
+			continue;
+		if (bus->slots[s].bypass) {
+			any_bypass = 1;
+			continue;
+		}
+		if (n < max)
+			out[n] = (struct viommu_rid){ .segment = 0, .bus = 0, .devfn = (uint8_t)(s << 3) };
+		n++;
+	}
+	*nr = n;
+	if (!any_bypass)
+		return 1;
+	return n <= max ? 0 : -ENOSPC;
 }
 
 viommu_dev *pci_dma_dev(struct pci_bus *bus, struct viommu_rid rid)

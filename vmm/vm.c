@@ -248,6 +248,13 @@ int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32
 	return viommu_ir_deliver(vm->iommu, rid, addr, data);
 }
 
+static int iommu_msi(void *ctx, uint64_t addr, uint32_t data, struct viommu_rid rid);
+
+int vmm_deliver_msi_direct(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data)
+{
+	return iommu_msi(vm, addr, data, rid);
+}
+
 /* ------------------------------------------------------------------------ */
 /* vCPUs                                                                    */
 
@@ -1010,7 +1017,7 @@ static int vfio_setup(struct vmm *vm)
 		struct viommu_rid rid;
 		struct pcidev_host host;
 		struct pcidev *dev;
-		r = pci_next_devfn(vm->pci, &rid);
+		r = pci_next_devfn(vm->pci, &rid, 0);
 		if (r)
 			return r;
 		pci_host_template(vm->pci, &host);
@@ -1041,18 +1048,19 @@ static int add_devices(struct vmm *vm)
 	struct pcidev_host host;
 	int r;
 
-	if (vm->opts.disk) {
+	for (unsigned i = 0; i < vm->opts.nr_disks; i++) {
+		const struct vmm_disk *d = &vm->opts.disks[i];
 		struct viommu_rid rid;
 		struct pcidev *dev;
-		r = pci_next_devfn(vm->pci, &rid);
+		r = pci_next_devfn(vm->pci, &rid, d->bypass);
 		if (r)
 			return r;
 		pci_host_template(vm->pci, &host);
-		struct virtio_blk_config_opts o = { .path = vm->opts.disk, .readonly = vm->opts.disk_ro,
-						   .no_indirect = !vm->opts.disk_indirect, .queues = vm->opts.disk_queues };
+		struct virtio_blk_config_opts o = { .path = d->path, .readonly = d->ro,
+						   .no_indirect = !d->indirect, .queues = d->queues };
 		r = virtio_blk_create(&o, rid, pci_dma_dev(vm->pci, rid), &host, &dev);
 		if (r) {
-			vmm_log(vm, "cannot open disk %s: %s", vm->opts.disk, strerror(-r));
+			vmm_log(vm, "cannot open disk %s: %s", d->path, strerror(-r));
 			return r;
 		}
 		r = pci_add_device(vm->pci, dev);
@@ -1067,7 +1075,7 @@ static int add_devices(struct vmm *vm)
 	if (vm->opts.edu) {
 		struct viommu_rid rid;
 		struct pcidev *dev;
-		r = pci_next_devfn(vm->pci, &rid);
+		r = pci_next_devfn(vm->pci, &rid, 0);
 		if (r)
 			return r;
 		pci_host_template(vm->pci, &host);

@@ -57,6 +57,7 @@
 #define VMM_MAX_CPUS       64u
 #define VMM_MAX_PCI_DEVS   31u
 #define VMM_MAX_VFIO       8u
+#define VMM_MAX_DISKS      8u
 #define VMM_MAX_GSI        1024u /* KVM routes: IOAPIC pins, then irqfd MSIs */
 #define VMM_MEMSLOT_FIRST  2u    /* KVM memory slots 0 and 1 are guest RAM */
 #define VMM_MAX_MEMSLOTS   256u  /* slots the VMM hands out (assigned devices' BARs) */
@@ -120,10 +121,14 @@ struct vmm_opts {
 	const char *kernel, *initrd, *append;
 	uint64_t mem_mib;
 	unsigned cpus;
-	const char *disk;
-	int disk_ro;
-	int disk_indirect;  /* 1 on, 0 off, -1: the default (see main.c) */
-	unsigned disk_queues; /* virtio-blk request queues; 0: one per vCPU */
+	struct vmm_disk {
+		const char *path;
+		int ro;
+		int indirect;     /* 1 on, 0 off, -1: the default (see main.c) */
+		unsigned queues;  /* virtio-blk request queues; 0: one per vCPU */
+		int bypass;       /* iommu=off: behind no virtual IOMMU */
+	} disks[VMM_MAX_DISKS]; /* in PCI slot order, after nothing else */
+	unsigned nr_disks;
 	const char *serial; /* "stdio" or a file */
 	const char *iommu;  /* "none" or "vtd..." as given */
 	int vtd;            /* --iommu vtd */
@@ -208,6 +213,8 @@ void vmm_vtd_print_queue(struct vmm *vm, FILE *f);
 void vmm_print_vcpus(struct vmm *vm, FILE *f);
 /* Deliver an MSI from a requester: through interrupt remapping when on. */
 int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data);
+/* An MSI from a device behind no virtual IOMMU: delivered as written. */
+int vmm_deliver_msi_direct(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data);
 void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);
 /* Map `size` bytes of host memory at `host` (page aligned, e.g. an mmapped
  * device BAR) into the guest at `gpa` as a KVM memory slot of its own, so the
@@ -285,7 +292,15 @@ void pci_destroy(struct pci_bus *bus);
 /* Make a requester for devfn, attach it to the VM's DMA domain, and plug a
  * device built by `make`. */
 int pci_add_device(struct pci_bus *bus, struct pcidev *dev);
-int pci_next_devfn(struct pci_bus *bus, struct viommu_rid *rid);
+/* bypass: the device is behind no virtual IOMMU (its DMA goes through the
+ * identity domain, its MSIs are not remapped, and the DMAR table leaves it
+ * out of the unit's scope). */
+int pci_next_devfn(struct pci_bus *bus, struct viommu_rid *rid, int bypass);
+/* The requesters a VT-d unit covers, in slot order, into out (at most max)
+ * and their number into nr: returns 0, or 1 when no device bypasses (every
+ * one is covered: the DMAR table says INCLUDE_PCI_ALL), -ENOSPC when more
+ * than max are. */
+int pci_iommu_scope(struct pci_bus *bus, struct viommu_rid *out, unsigned max, unsigned *nr);
 viommu_dev *pci_dma_dev(struct pci_bus *bus, struct viommu_rid rid);
 unsigned pci_nr_devices(struct pci_bus *bus);
 /* The callbacks devices get (MSI through remapping, INTx to the IOAPIC). */

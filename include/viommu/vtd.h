@@ -192,6 +192,20 @@ struct viommu_vtd_ioapic {
 VIOMMU_API int viommu_vtd_dmar(const viommu_vtd *vtd, uint64_t reg_base, const struct viommu_vtd_ioapic *ioapics,
 			       unsigned nr_ioapics, void *buf, size_t len);
 
+/**
+ * The same DMAR table with an explicit device scope: the DRHD lists exactly
+ * `devices` (PCI endpoints, each with a one-step path from its bus) and the
+ * IOAPICs, without INCLUDE_PCI_ALL, so a PCI device left out is behind no
+ * remapping unit: the guest neither translates its DMA nor remaps its
+ * interrupts (the VMM delivers them untranslated), as QEMU's bypass_iommu.
+ * nr_devices 0 is a unit for the IOAPICs alone. Same returns as
+ * viommu_vtd_dmar; also -EINVAL for devices NULL with nr_devices, more than
+ * 256 devices, or a device in another segment than the unit's.
+ */
+VIOMMU_API int viommu_vtd_dmar_scoped(const viommu_vtd *vtd, uint64_t reg_base,
+				      const struct viommu_vtd_ioapic *ioapics, unsigned nr_ioapics,
+				      const struct viommu_rid *devices, unsigned nr_devices, void *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

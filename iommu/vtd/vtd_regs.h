@@ -522,6 +522,7 @@
 #define VTD_DRHD_TYPE             0u
 #define VTD_DRHD_LEN              16u
 #define VTD_DRHD_F_INCLUDE_PCI_ALL (1u << 0)
+#define VTD_SCOPE_PCI_ENDPOINT    1u
 #define VTD_SCOPE_IOAPIC          3u
 #define VTD_SCOPE_LEN             8u /* 6 + one (device, function) path */
 

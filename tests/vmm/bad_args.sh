@@ -19,8 +19,11 @@ check 'memory takes' "$vmm" --kernel "$tiny" --memory 10
 check 'iommu takes' "$vmm" --kernel "$tiny" --iommu bogus
 check 'unexpected argument' "$vmm" --kernel "$tiny" extra
 check 'needs a file name' "$vmm" --kernel "$tiny" --disk ,ro,indirect=off
+check 'at most 8 --disk' "$vmm" --kernel "$tiny" --disk a --disk b --disk c --disk d --disk e --disk f \
+	--disk g --disk h --disk i
 check 'not a bzImage' "$vmm" --kernel "$0"
 check 'cannot read kernel' "$vmm" --kernel /nonexistent/kernel
 check 'stats takes no value or =exits' "$vmm" --kernel "$tiny" --stats=bogus
 "$vmm" --help | grep -q -- '--disk FILE' || { echo "FAIL: --help"; fail=1; }
+"$vmm" --help | grep -q -- 'iommu=off' || { echo "FAIL: --help does not tell --disk ...,iommu=off"; fail=1; }
 exit $fail

@@ -988,6 +988,63 @@ static void test_dmar(void)
 	vg_fini(&g);
 }
 
+/* An explicit device scope: the listed endpoints and the IOAPIC, no
+ * INCLUDE_PCI_ALL (a device left out is behind no unit). */
+static void test_dmar_scoped(void)
+{
+	struct vg g;
+	struct viommu_vtd_config c = vcfg(VIOMMU_VTD_F_X2APIC, 48, 0);
+	c.segment = 0;
+	vt_case("DMAR with an explicit device scope");
+	if (!CHECK_EQ(vg_init(&g, &c), 0))
+		return;
+	struct viommu_vtd_ioapic io = { .id = 0, .rid = { .segment = 0, .bus = 0, .devfn = (uint8_t)(0x1f << 3) } };
+	struct viommu_rid dev[3] = {
+		{ .segment = 0, .bus = 0, .devfn = (uint8_t)(1 << 3) },
+		{ .segment = 0, .bus = 0, .devfn = (uint8_t)(3 << 3) },
+		{ .segment = 0, .bus = 5, .devfn = (uint8_t)(0x1c << 3 | 7) },
+	};
+	uint8_t buf[256];
+	memset(buf, 0xee, sizeof(buf));
+	int n = viommu_vtd_dmar_scoped(g.vtd, 0xfed90000ull, &io, 1, dev, 3, buf, sizeof(buf));
+	CHECK_EQ(n, 48 + 16 + 4 * 8);
+	CHECK_EQ(vg_le(buf + 4, 4), (uint64_t)n);
+	uint8_t sum = 0;
+	for (int i = 0; i < n; i++)
+		sum = (uint8_t)(sum + buf[i]);
+	CHECK_EQ(sum, 0);
+	CHECK_EQ(buf[36], 47);
+	const uint8_t *d = buf + 48;
+	CHECK_EQ(vg_le(d, 2), 0);
+	CHECK_EQ(vg_le(d + 2, 2), 16 + 4 * 8);
+	CHECK_EQ(d[4], 0);         /* not INCLUDE_PCI_ALL */
+	CHECK_EQ(vg_le(d + 8, 8), 0xfed90000ull);
+	for (unsigned i = 0; i < 3; i++) {
+		const uint8_t *s = d + 16 + i * 8;
+		CHECK_EQ(s[0], 1);     /* PCI endpoint */
+		CHECK_EQ(s[1], 8);
+		CHECK_EQ(s[2] | s[3] | s[4], 0);
+		CHECK_EQ(s[5], dev[i].bus);
+		CHECK_EQ(s[6], dev[i].devfn >> 3);
+		CHECK_EQ(s[7], dev[i].devfn & 7);
+	}
+	const uint8_t *s = d + 16 + 3 * 8;
+	CHECK_EQ(s[0], 3);         /* the IOAPIC after the endpoints */
+	CHECK_EQ(s[4], 0);
+	CHECK_EQ(s[6], 0x1f);
+	CHECK_EQ(buf[n], 0xee);
+	/* No endpoint: the unit covers the IOAPIC alone, still no INCLUDE_PCI_ALL. */
+	n = viommu_vtd_dmar_scoped(g.vtd, 0xfed90000ull, &io, 1, NULL, 0, buf, sizeof(buf));
+	CHECK_EQ(n, 48 + 16 + 8);
+	CHECK_EQ(buf[48 + 4], 0);
+	CHECK_EQ(buf[48 + 16], 3);
+	CHECK_EQ(viommu_vtd_dmar_scoped(g.vtd, 0xfed90000ull, &io, 1, dev, 3, buf, 48 + 16 + 4 * 8 - 1), -ENOSPC);
+	CHECK_EQ(viommu_vtd_dmar_scoped(g.vtd, 0xfed90000ull, &io, 1, NULL, 3, buf, sizeof(buf)), -EINVAL);
+	dev[1].segment = 1; /* another segment than the unit's */
+	CHECK_EQ(viommu_vtd_dmar_scoped(g.vtd, 0xfed90000ull, &io, 1, dev, 3, buf, sizeof(buf)), -EINVAL);
+	vg_fini(&g);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Concurrency: DMA on other threads while the guest invalidates            */
 
@@ -2414,6 +2471,7 @@ int main(void)
 	test_invalidation();
 	test_ir();
 	test_dmar();
+	test_dmar_scoped();
 	test_concurrency();
 	test_allocfail();
 	test_bounds();
