@@ -20,7 +20,7 @@ set -uo pipefail
 
 OUT="" RUNS=3 VMM="" LAUNCH="" KERNEL="" INITRD="" QEMU=qemu-system-x86_64
 CPUS=2 MEMORY=512 M1=64 K4=512 REPS=3 BOOT_TIMEOUT=300 TRACE=0 SKIP=0
-CONFIGS=qemu-vtd-strict,vmm-vtd-strict,qemu-off,vmm-off,qemu-vtd-lazy,vmm-vtd-lazy
+CONFIGS=qemu-vtd-strict,vmm-vtd-strict,qemu-off,vmm-off,qemu-vtd-lazy,vmm-vtd-lazy,vmm-vtd-pair
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) OUT=$2 ;;
@@ -103,7 +103,9 @@ trace_start() {
 	echo 1 >"$TR/tracing_on"
 }
 # trace_stop BASE KV LOG: stop, keep the trace as LOG, and print the
-# trace_<phase>_* keys of each sampled phase (reads per phase: REPS samples).
+# trace_<phase>_* keys of each sampled phase (reads per phase: REPS samples;
+# m1b, k4b and m1y are vmm-vtd-pair's samples of its pass-through disk, and
+# only its boots have them).
 trace_stop() {
 	[ "$TRACE" = 1 ] || return 0
 	local base=$1 kvf=$2 log=$3 t0 ph n w k s e
@@ -126,7 +128,7 @@ trace_stop() {
 	fi
 	t0=$(kv "$kvf" t0_mono)
 	[ -n "$t0" ] || { rm -f "$base.trace"; return 0; }
-	for ph in m1s:$M1 k4s:$K4 m1x:$M1; do
+	for ph in m1s:$M1 k4s:$K4 m1x:$M1 m1b:$M1 k4b:$K4 m1y:$M1; do
 		n=${ph#*:} ph=${ph%%:*}
 		w=()
 		for ((k = 1; k <= REPS; k++)); do
@@ -152,6 +154,15 @@ if ! cp "$KERNEL" "$W/vmlinuz" || ! cp "$INITRD" "$W/initrd.img"; then
 fi
 DISK_MIB=$(((M1 > K4 / 256 ? M1 : K4 / 256) + 1))
 dd if=/dev/zero of="$W/disk.img" bs=1M count="$DISK_MIB" status=none || { echo "l1-driver: cannot write the disk" >&2; exit 3; }
+# vmm-vtd-pair's second disk, which the guest passes through: the same size
+# and content, in the same tmpfs, so that the two differ by the DMA
+# remapping alone.
+case ",$CONFIGS," in
+*,vmm-vtd-pair,*)
+	dd if=/dev/zero of="$W/disk2.img" bs=1M count="$DISK_MIB" status=none ||
+		{ echo "l1-driver: cannot write the second disk" >&2; exit 3; }
+	;;
+esac
 mkdir -p "$OUT/logs"
 RESULTS=$OUT/results.txt
 
@@ -204,8 +215,15 @@ vmm_cmd() {
 		# vmm-vtd-pt: the guest puts the disk in a pass-through domain.
 		local mode=$strict
 		[ "$cfg" != vmm-vtd-pt ] || { mode=pt; append="$append iommu.passthrough=1"; }
-		append="$append vm.bench_iommu=vtd vm.bench_strict=$mode"
-		CMD=("$VMM" --memory "$MEMORY" --cpus "$CPUS" --disk "$disk" --serial stdio
+		# vmm-vtd-pair: a second disk (vdb: disks take PCI slots in order)
+		# on the same unit, which guest-bench.sh moves to a pass-through
+		# domain; the guest reads both in turn, sample by sample. Same
+		# indirect setting as vda's (off behind the unit): the two differ
+		# by the DMA remapping alone.
+		local bench=vtd disk2=()
+		[ "$cfg" != vmm-vtd-pair ] || { bench=pair; disk2=(--disk "$W/disk2.img"); }
+		append="$append vm.bench_iommu=$bench vm.bench_strict=$mode"
+		CMD=("$VMM" --memory "$MEMORY" --cpus "$CPUS" --disk "$disk" "${disk2[@]}" --serial stdio
 			--iommu "$vtd" --stats --kernel "$W/vmlinuz" --initrd "$W/initrd.img" --append "$append")
 		;;
 	vmm-off)
@@ -262,6 +280,14 @@ run_one() {
 	r1=$(samples "$base.kv" m1s $((M1 * 1048576)))
 	r4=$(samples "$base.kv" k4s $((K4 * 4096)))
 	r1x=$(samples "$base.kv" m1x $((M1 * 1048576)))
+	# vmm-vtd-pair: the same reads of the pass-through disk, each made
+	# right before or after the sample of the same number above.
+	local r1o="" r4o="" r1xo=""
+	if [ "$cfg" = vmm-vtd-pair ]; then
+		r1o=$(samples "$base.kv" m1b $((M1 * 1048576)))
+		r4o=$(samples "$base.kv" k4b $((K4 * 4096)))
+		r1xo=$(samples "$base.kv" m1y $((M1 * 1048576)))
+	fi
 	g1=$(grep -ao 'bench label=m1s[0-9]* .*' <<<"$serial" | sed -n 's/.* mbps=\([0-9.na]*\).*/\1/p' | paste -sd, -)
 	g4=$(grep -ao 'bench label=k4s[0-9]* .*' <<<"$serial" | sed -n 's/.* mbps=\([0-9.na]*\).*/\1/p' | paste -sd, -)
 	# How many physically contiguous pieces each 1 MiB sample's buffer was
@@ -284,6 +310,9 @@ run_one() {
 	elif [ "$(tr ',' '\n' <<<"$r1" | grep -c .)" != "$REPS" ] || [ "$(tr ',' '\n' <<<"$r4" | grep -c .)" != "$REPS" ] ||
 		[ "$(tr ',' '\n' <<<"$r1x" | grep -c .)" != "$REPS" ]; then
 		status=fail reason="want $REPS samples of each read, got read1m='$r1' read4k='$r4' read1mx='$r1x'"
+	elif [ "$cfg" = vmm-vtd-pair ] && { [ "$(tr ',' '\n' <<<"$r1o" | grep -c .)" != "$REPS" ] ||
+		[ "$(tr ',' '\n' <<<"$r4o" | grep -c .)" != "$REPS" ] || [ "$(tr ',' '\n' <<<"$r1xo" | grep -c .)" != "$REPS" ]; }; then
+		status=fail reason="want $REPS samples of each read of the pass-through disk, got read1m_off='$r1o' read4k_off='$r4o' read1mx_off='$r1xo'"
 	fi
 	rec="run=$run config=$cfg status=$status"
 	[ -z "$boot" ] || rec="$rec boot_s=$boot"
@@ -294,6 +323,9 @@ run_one() {
 	[ -z "$runs1" ] || rec="$rec read1m_buffer_runs=$runs1"
 	[ -z "$r1x" ] || rec="$rec read1mx_mbps=$r1x"
 	[ -z "$runs1x" ] || rec="$rec read1mx_buffer_runs=$runs1x"
+	[ -z "$r1o" ] || rec="$rec read1m_off_mbps=$r1o"
+	[ -z "$r4o" ] || rec="$rec read4k_off_mbps=$r4o"
+	[ -z "$r1xo" ] || rec="$rec read1mx_off_mbps=$r1xo"
 	rec="$rec total_s=$(kv "$base.kv" total_s)"
 	[ -z "$traced" ] || rec="$rec ${traced% }"
 	# The guest's own clock at init: what of the boot the kernel saw (the

@@ -208,6 +208,59 @@ G_4K=$(goal vtd_vs_qemu_4k_strict_ratio "$(ratio "$(med vmm-vtd-strict read4k_mb
 G_ONOFF=$(goal viommu_on_off_1m_ratio "$(ratio "$(med vmm-vtd-strict read1m_mbps)" "$(med vmm-off read1m_mbps)" 6)" 0.9)
 G_ONOFF_X=$(goal viommu_on_off_1m_scattered_ratio "$(ratio "$(med vmm-vtd-strict read1mx_mbps)" "$(med vmm-off read1mx_mbps)" 6)" 0.9)
 
+# ---- DMA remapping on and off in one boot (vmm-vtd-pair) -----------------------
+# paired ON_KEY OFF_KEY: every good vmm-vtd-pair boot read each sample i from
+# its disk in a strict DMA domain (ON_KEY, vda) and from its disk in a
+# pass-through domain of the same unit (OFF_KEY, vdb) back to back, so
+# on_i / off_i is free of the spread between boots that the ratio of
+# vmm-vtd-strict's and vmm-off's medians carries.
+# Prints "median min max n per_boot" of those ratios over every sample of
+# every good boot (unrounded, for the verdict; per_boot: each boot's median,
+# comma-separated in the order of results.txt, i.e. by run), or nothing when
+# there is no pair.
+paired() {
+	awk -v on="$1" -v off="$2" "$AWK_MEDIAN"'
+	{
+		c = ""; s = ""; von = ""; voff = ""
+		for (i = 1; i <= NF; i++) {
+			# The reason, free text, comes last.
+			if ($i ~ /^reason=/) break
+			if ($i ~ /^config=/) c = substr($i, 8)
+			else if ($i ~ /^status=/) s = substr($i, 8)
+			else if (index($i, on "=") == 1) von = substr($i, length(on) + 2)
+			else if (index($i, off "=") == 1) voff = substr($i, length(off) + 2)
+		}
+		if (c != "vmm-vtd-pair" || s != "ok" || von == "" || voff == "") next
+		non = split(von, va, ",")
+		noff = split(voff, vb, ",")
+		nb = 0
+		for (i = 1; i <= non && i <= noff; i++) {
+			if (vb[i] + 0 <= 0) continue
+			all[++n] = va[i] / vb[i]
+			rb[++nb] = va[i] / vb[i]
+		}
+		if (nb == 0) next
+		sortn(rb, nb)
+		per = per (per == "" ? "" : ",") sprintf("%.2f", median_sorted(rb, nb))
+	}
+	END {
+		if (n == 0) exit
+		sortn(all, n)
+		printf "%.6f %.6f %.6f %d %s\n", median_sorted(all, n), all[1], all[n], n, per
+	}' "$RES"
+}
+# pf PAIRED FIELD: one field of paired's line (1 median .. 5 per_boot).
+pf() { [ -z "$1" ] || awk -v f="$2" '{ print $f }' <<<"$1"; }
+PAIR_1M=$(paired read1m_mbps read1m_off_mbps)
+PAIR_4K=$(paired read4k_mbps read4k_off_mbps)
+PAIR_1MX=$(paired read1mx_mbps read1mx_off_mbps)
+PAIR_N=$(nok vmm-vtd-pair)
+PAIR_N=${PAIR_N:-0}
+V_PAIR_1M=$(fmt 2 "$(pf "$PAIR_1M" 1)")
+V_PAIR_4K=$(fmt 2 "$(pf "$PAIR_4K" 1)")
+V_PAIR_1MX=$(fmt 2 "$(pf "$PAIR_1MX" 1)")
+P_PAIR_1M=$(pf "$PAIR_1M" 5)
+
 # ---- the chart ----------------------------------------------------------------
 # Three panels (1 MiB reads, 4 KiB reads, boot time), bars per configuration
 # with min..max error bars; "?" leaves a bar out.
@@ -289,7 +342,7 @@ per() { # TOTAL COUNT DECIMALS
 	fi
 	awk -v t="$1" -v n="$2" -v d="${3:-1}" 'BEGIN { if (n > 0) printf "%.*f", d, t / n }'
 }
-NAMES=(qemu-vtd-strict qemu-vtd-lazy qemu-vtd-nocm-strict qemu-off vmm-vtd-strict vmm-vtd-lazy vmm-vtd-cm-strict vmm-vtd-iq-strict vmm-vtd-ind-strict vmm-vtd-pt vmm-off)
+NAMES=(qemu-vtd-strict qemu-vtd-lazy qemu-vtd-nocm-strict qemu-off vmm-vtd-strict vmm-vtd-lazy vmm-vtd-cm-strict vmm-vtd-iq-strict vmm-vtd-ind-strict vmm-vtd-pt vmm-off vmm-vtd-pair)
 declare -A TITLE=([qemu-vtd-strict]="QEMU intel-iommu, strict" [qemu-vtd-lazy]="QEMU intel-iommu (caching-mode=off), lazy"
 	[qemu-vtd-nocm-strict]="QEMU intel-iommu (caching-mode=off), strict"
 	[qemu-off]="QEMU, no IOMMU" [vmm-vtd-strict]="viommu-vmm VT-d, strict"
@@ -297,7 +350,8 @@ declare -A TITLE=([qemu-vtd-strict]="QEMU intel-iommu, strict" [qemu-vtd-lazy]="
 	[vmm-vtd-iq-strict]="viommu-vmm VT-d (iq-thread=on), strict"
 	[vmm-vtd-ind-strict]="viommu-vmm VT-d (indirect descriptors), strict"
 	[vmm-vtd-pt]="viommu-vmm VT-d, guest pass-through (iommu.passthrough=1)"
-	[vmm-off]="viommu-vmm, no IOMMU")
+	[vmm-off]="viommu-vmm, no IOMMU"
+	[vmm-vtd-pair]="viommu-vmm VT-d, strict + a pass-through disk (paired)")
 PER1M=$((M1 * REPS))
 PER4K=$((K4 * REPS))
 {
@@ -358,10 +412,18 @@ PER4K=$((K4 * REPS))
 	echo "| viommu VT-d / QEMU intel-iommu, 4 KiB strict reads >= 2 | ${R_4K_STRICT:-n/a} | $(spread "$P_4K_STRICT") | $G_4K |"
 	echo "| viommu IOMMU on / off, 1 MiB strict reads >= 0.9 | ${V_ONOFF_1M:-n/a} | $(spread "$P_ONOFF_1M") | $G_ONOFF |"
 	echo "| the same, reads into a scattered buffer (every 4 KiB page its own segment) | ${V_ONOFF_1MX:-n/a} | | $G_ONOFF_X |"
+	if in_configs vmm-vtd-pair || [ "$PAIR_N" -gt 0 ]; then
+		echo "| for reference, not the goal's measure: strict / pass-through in one boot (vmm-vtd-pair), 1 MiB reads | ${V_PAIR_1M:-n/a} | $(spread "$P_PAIR_1M") | - |"
+	fi
 	echo
 	echo "Measured: the ratio of the medians over every good boot (the verdict's figure). Run by run:"
 	echo "the same ratio within each run (one boot of each configuration, back to back), which shows how"
 	echo "far this harness moves one run's figure."
+	if in_configs vmm-vtd-pair || [ "$PAIR_N" -gt 0 ]; then
+		echo "For reference: the DMA remapping's share of that cost, without the spread between boots: the"
+		echo "median of strict / pass-through over every pair of samples read back to back in one boot"
+		echo "(see \"DMA remapping on and off in one boot\"); run by run: each boot's median."
+	fi
 	echo
 	echo "The 1 MiB reads go into one huge page, so each is a few DMA segments (and, strict, a few"
 	echo "invalidations) in every run; the scattered-buffer rows read into 256 separate pages, 256 mappings"
@@ -430,6 +492,42 @@ PER4K=$((K4 * REPS))
 		done
 		echo
 	fi
+	if [ "$PAIR_N" -gt 0 ]; then
+		echo "## DMA remapping on and off in one boot (vmm-vtd-pair)"
+		echo
+		echo "viommu-vmm \`--iommu vtd\`, guest intel_iommu=on iommu.strict=1, with two disks of the same size"
+		echo "in L1's RAM on the same unit: /dev/vda in a strict DMA domain (as vmm-vtd-strict), and /dev/vdb,"
+		echo "which the guest moves to a pass-through (identity) domain before it reads. Both disks' interrupts"
+		echo "are remapped alike, so the two differ by the DMA remapping alone: the guest's mapping and"
+		echo "invalidations, the unit's translation. Each sample is read from both disks back to back (odd"
+		echo "samples vda first, even ones vdb first), so the ratio of a pair compares reads made moments"
+		echo "apart in one boot: free of the spread between boots that the ratio of vmm-vtd-strict's and"
+		echo "vmm-off's medians carries. What it leaves out is what the IOMMU costs beyond the disk's DMA"
+		echo "(interrupt remapping, a pass-through domain's own cost): the \"Where the IOMMU's cost lies\" split"
+		echo "(\`--configs vmm-off,vmm-vtd-pt,...\`) measures that step across boots."
+		echo
+		echo "Strict and pass-through: **median** (min..max) over every sample of every good boot. Strict /"
+		echo "pass-through, paired: for each sample i of each good boot, strict_i / pass-through_i: **median**"
+		echo "(min..max) of them all, then each boot's median, by run."
+		echo
+		echo "| workload | strict, vda (MB/s) | pass-through, vdb (MB/s) | strict / pass-through, paired | per boot |"
+		echo "|---|---|---|---|---|"
+		for w in "1 MiB reads:read1m:1:$PAIR_1M" "4 KiB reads:read4k:2:$PAIR_4K" "1 MiB reads, scattered buffer:read1mx:1:$PAIR_1MX"; do
+			IFS=: read -r wname wkey wd wpair <<<"$w"
+			if [ -n "$wpair" ]; then
+				wr="**$(fmt 2 "$(pf "$wpair" 1)")** ($(fmt 2 "$(pf "$wpair" 2)")..$(fmt 2 "$(pf "$wpair" 3)"))"
+				wb=$(pf "$wpair" 5)
+				wb=${wb//,/, }
+			else
+				wr="no data" wb=""
+			fi
+			echo "| $wname | $(cell vmm-vtd-pair "${wkey}_mbps" "$wd") | $(cell vmm-vtd-pair "${wkey}_off_mbps" "$wd") | $wr | $wb |"
+		done
+		echo
+		echo "For comparison, over separate boots (vmm-vtd-strict / vmm-off, the ratio of the medians):"
+		echo "1 MiB ${V_ONOFF_1M:-n/a}, 4 KiB ${V_ONOFF_4K:-n/a}, 1 MiB scattered ${V_ONOFF_1MX:-n/a}."
+		echo
+	fi
 	[ -z "$CHART" ] || { echo "![chart](chart.png)"; echo; }
 	echo "## Where the time goes"
 	echo
@@ -441,21 +539,33 @@ PER4K=$((K4 * REPS))
 	echo "(HARNESS.md measured about 10 us on the host's own KVM), the time goes elsewhere, in the VMMs'"
 	echo "own work or in waiting for L1's CPUs. Boot: VMM start to init as L1 timed it, and the guest"
 	echo "kernel's uptime at init (the difference is the VMM's set-up, firmware and decompression)."
+	if in_configs vmm-vtd-pair; then
+		echo "vmm-vtd-pair's phases read both of its disks: its exits are per read of either disk, and its"
+		echo "time per 4 KiB read is the mean of the two disks'."
+	fi
 	echo
 	echo "| configuration | boot: L1 / guest uptime (s) | exits to init | exits per 1 MiB read (io / mmio / halt / irq) | exits per scattered 1 MiB read (mmio) | exits per 4 KiB read (io / mmio / halt / irq) | us per 4 KiB read | us per exit (4 KiB phase) |"
 	echo "|---|---|---|---|---|---|---|---|"
 	for c in "${NAMES[@]}"; do
 		in_configs "$c" || continue
 		us=$(per_read_us "$(med "$c" read4k_mbps)" 4096)
+		# Reads per phase (n1m, n4k): vmm-vtd-pair's read both disks, and
+		# its time per read is the mean of the two disks'.
+		n1m=$PER1M n4k=$PER4K
+		if [ "$c" = vmm-vtd-pair ]; then
+			n1m=$((2 * PER1M)) n4k=$((2 * PER4K))
+			us=$(awk -v a="$(med "$c" read4k_mbps)" -v b="$(med "$c" read4k_off_mbps)" \
+				'BEGIN { if (a > 0 && b > 0) printf "%.0f", (4096 / a + 4096 / b) / 2 }')
+		fi
 		e4=$(med "$c" exits_read4k)
 		eb=$(med "$c" exits_boot)
 		bl=$(fmt 1 "$(med "$c" boot_s)")
 		bu=$(fmt 1 "$(med "$c" guest_uptime_s)")
 		echo "| ${TITLE[$c]} | ${bl:--} / ${bu:--} | ${eb:--} |" \
-			"$(per "$(med "$c" exits_read1m)" "$PER1M" 0) ($(per "$(med "$c" io_exits_read1m)" "$PER1M" 0) / $(per "$(med "$c" mmio_exits_read1m)" "$PER1M" 0) / $(per "$(med "$c" halt_exits_read1m)" "$PER1M" 0) / $(per "$(med "$c" irq_exits_read1m)" "$PER1M" 0)) |" \
-			"$(per "$(med "$c" exits_read1mx)" "$PER1M" 0) ($(per "$(med "$c" mmio_exits_read1mx)" "$PER1M" 0)) |" \
-			"$(per "$e4" "$PER4K" 1) ($(per "$(med "$c" io_exits_read4k)" "$PER4K" 1) / $(per "$(med "$c" mmio_exits_read4k)" "$PER4K" 1) / $(per "$(med "$c" halt_exits_read4k)" "$PER4K" 1) / $(per "$(med "$c" irq_exits_read4k)" "$PER4K" 1)) |" \
-			"${us:--} | $( [ -n "$e4" ] && [ -n "$us" ] && per "$us" "$(per "$e4" "$PER4K" 3)" 0 || echo -) |"
+			"$(per "$(med "$c" exits_read1m)" "$n1m" 0) ($(per "$(med "$c" io_exits_read1m)" "$n1m" 0) / $(per "$(med "$c" mmio_exits_read1m)" "$n1m" 0) / $(per "$(med "$c" halt_exits_read1m)" "$n1m" 0) / $(per "$(med "$c" irq_exits_read1m)" "$n1m" 0)) |" \
+			"$(per "$(med "$c" exits_read1mx)" "$n1m" 0) ($(per "$(med "$c" mmio_exits_read1mx)" "$n1m" 0)) |" \
+			"$(per "$e4" "$n4k" 1) ($(per "$(med "$c" io_exits_read4k)" "$n4k" 1) / $(per "$(med "$c" mmio_exits_read4k)" "$n4k" 1) / $(per "$(med "$c" halt_exits_read4k)" "$n4k" 1) / $(per "$(med "$c" irq_exits_read4k)" "$n4k" 1)) |" \
+			"${us:--} | $( [ -n "$e4" ] && [ -n "$us" ] && per "$us" "$(per "$e4" "$n4k" 3)" 0 || echo -) |"
 	done
 	echo
 	if grep -q 'read1m_buffer_runs=' "$RES"; then
@@ -475,7 +585,7 @@ PER4K=$((K4 * REPS))
 		echo
 		echo "| configuration | translations | IOTLB hits | IOTLB misses | walks | invalidations | IRQs remapped |"
 		echo "|---|---|---|---|---|---|---|"
-		for c in vmm-vtd-strict vmm-vtd-lazy vmm-vtd-cm-strict vmm-vtd-iq-strict vmm-vtd-ind-strict vmm-off; do
+		for c in vmm-vtd-strict vmm-vtd-lazy vmm-vtd-cm-strict vmm-vtd-iq-strict vmm-vtd-ind-strict vmm-off vmm-vtd-pair; do
 			in_configs "$c" || continue
 			row="| ${TITLE[$c]} |"
 			for k in translations iotlb_hits iotlb_misses walks invalidations irqs_remapped; do
@@ -569,6 +679,10 @@ viommu_on_off_1m_scattered_ratio=${V_ONOFF_1MX:-n/a}
 qemu_on_off_1m_scattered_ratio=${Q_ONOFF_1MX:-n/a}
 viommu_on_off_4k_ratio=${V_ONOFF_4K:-n/a}
 qemu_on_off_4k_ratio=${Q_ONOFF_4K:-n/a}
+viommu_strict_pt_1m_paired_ratio=${V_PAIR_1M:-n/a}
+viommu_strict_pt_1m_paired_ratio_per_boot=${P_PAIR_1M:-n/a}
+viommu_strict_pt_4k_paired_ratio=${V_PAIR_4K:-n/a}
+viommu_strict_pt_1m_scattered_paired_ratio=${V_PAIR_1MX:-n/a}
 viommu_boot_s=${V_BOOT:-n/a}
 qemu_boot_s=${Q_BOOT:-n/a}
 boots_failed=$FAILED

@@ -2,7 +2,8 @@
 # bench_vs_qemu_report: the report of bench/vs-qemu from canned records:
 # medians (odd and even counts), min..max, the ratios and key=value lines of
 # issue 8, a verdict per goal on each side of its threshold, failed and
-# missing boots named in the report, and the chart when gnuplot is there.
+# missing boots named in the report, the chart when gnuplot is there, and
+# vmm-vtd-pair's ratios of samples paired within one boot.
 #
 #   test-report.sh REPORT_SH WORK_DIR
 set -uo pipefail
@@ -94,6 +95,14 @@ grep -qF '| viommu-vmm VT-d, strict | 3100 | 550 | 3.00: 100 / 150 | 1.00: 40 / 
 grep -qF -- '- try 2, after 7 boots (status 125)' "$R" || fail "the L1 restart is not in the report"
 grep -qF '| viommu IOMMU on / off, 1 MiB strict reads >= 0.9 | 0.90 | 0.85..0.94 | MET |' "$R" ||
 	fail "the on/off goal row is wrong: $(grep 'on / off, 1 MiB strict' "$R")"
+# No vmm-vtd-pair here: its figures are n/a, and the report has no section
+# or goal row for it.
+want "$O" viommu_strict_pt_1m_paired_ratio n/a
+want "$O" viommu_strict_pt_1m_paired_ratio_per_boot n/a
+want "$O" viommu_strict_pt_4k_paired_ratio n/a
+want "$O" viommu_strict_pt_1m_scattered_paired_ratio n/a
+[ "$(grep -c '^goal' "$O")" = 3 ] || fail "want the three goal lines, got: $(grep '^goal' "$O")"
+! grep -qF 'vmm-vtd-pair' "$R" || fail "a report without vmm-vtd-pair names it"
 if command -v gnuplot >/dev/null 2>&1; then
 	[ "$(head -c 8 "$A/chart.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "chart.png is not a PNG"
 	want "$O" chart "$A/chart.png"
@@ -145,6 +154,75 @@ grep -qF '| QEMU intel-iommu, strict | 13.0 / - | - | - (- / - / - / -) | - (-) 
 	fail "exits per read: $(grep '^| QEMU intel-iommu, strict | 1' "$E/report.md")"
 grep -qF '| viommu-vmm VT-d, strict | 9.0 / - | - | - (- / - / - / -) | - (-) | 1.0 (' "$E/report.md" ||
 	fail "exits per read: $(grep '^| viommu-vmm VT-d, strict | 9' "$E/report.md")"
+
+# ---- 5: vmm-vtd-pair: IOMMU on and off in one boot, sample by sample -------
+F=$WORK/f
+mkdir -p "$F"
+meta | sed 's/^k4=2048/k4=1024/; s/^configs=.*/configs=vmm-vtd-strict,vmm-off,vmm-vtd-pair/' >"$F/meta.txt"
+echo "reps=3" >>"$F/meta.txt"
+{
+	# Over separate boots: 40 / 50 = 0.80, whatever the pairs say.
+	echo "run=1 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=40,40,40 read4k_mbps=2,2,2"
+	echo "run=1 config=vmm-off status=ok boot_s=8 read1m_mbps=50,50,50 read4k_mbps=2.5,2.5,2.5"
+	# 1 MiB, run 1: 300/320 310/320 320/320 = 0.9375 0.96875 1 (median
+	# 0.96875); run 2: 270/300 288/320 300/300 = 0.9 0.9 1 (median 0.9).
+	# All six: 0.9 0.9 0.9375 0.96875 1 1, median 0.953125 (the ratio of
+	# the pooled medians would be 300 / 320 = 0.9375).
+	# 4 KiB, run 1: 3.0/4.0 3.2/4.0 3.3/3.0 = 0.75 0.8 1.1; run 2: 0.8 x 3;
+	# median 0.8. Scattered, run 1: 100/200 100/125 100/100 = 0.5 0.8 1;
+	# run 2: 0.9 x 3; median 0.9.
+	# Exits per 4 KiB read: 6144 / (2 disks x 1024 x 3) = 1.0; time per
+	# read: the mean of 4096 / 2.5 (on's median) and 4096 / 2.75 (off's) =
+	# 1563.9 us.
+	echo "run=1 config=vmm-vtd-pair status=ok boot_s=9 read1m_mbps=300,310,320 read4k_mbps=3.0,3.2,3.3 read1mx_mbps=100,100,100 read1m_off_mbps=320,320,320 read4k_off_mbps=4.0,4.0,3.0 read1mx_off_mbps=200,125,100 exits_read4k=6144"
+	echo "run=2 config=vmm-vtd-pair status=ok boot_s=9 read1m_mbps=270,288,300 read4k_mbps=2.0,2.0,2.0 read1mx_mbps=90,90,90 read1m_off_mbps=300,320,300 read4k_off_mbps=2.5,2.5,2.5 read1mx_off_mbps=100,100,100 exits_read4k=6144"
+	# A failed boot counts for nothing (with it the 1 MiB median would be 0.9).
+	echo "run=3 config=vmm-vtd-pair status=fail boot_s=9 read1m_mbps=10,10,10 read4k_mbps=1,1,1 read1mx_mbps=1,1,1 read1m_off_mbps=100,100,100 read4k_off_mbps=10,10,10 read1mx_off_mbps=10,10,10 reason=want 3 samples of each read of the pass-through disk, got read1m_off='100,100' read4k_off='' read1mx_off=''"
+} >"$F/results.txt"
+"$REPORT" "$F" >"$F/out" || fail "report.sh exited with $? (case 5)"
+O=$F/out
+want "$O" viommu_strict_pt_1m_paired_ratio 0.95
+want "$O" viommu_strict_pt_1m_paired_ratio_per_boot 0.97,0.90
+want "$O" viommu_strict_pt_4k_paired_ratio 0.80
+want "$O" viommu_strict_pt_1m_scattered_paired_ratio 0.90
+want "$O" viommu_on_off_1m_ratio 0.80
+want "$O" viommu_on_off_4k_ratio 0.80
+want "$O" boots_failed 1
+# The paired figure is for reference: no verdict of its own.
+[ "$(grep -c '^goal' "$O")" = 3 ] || fail "want the three goal lines, got: $(grep '^goal' "$O")"
+grep -qx 'goal viommu_on_off_1m_ratio >= 0.9: NOT MET' "$O" || fail "unpaired on/off goal: $(grep '^goal' "$O")"
+R=$F/report.md
+grep -qF '## DMA remapping on and off in one boot (vmm-vtd-pair)' "$R" || fail "no section for vmm-vtd-pair"
+grep -qF '| 1 MiB reads | **300.0** (270.0..320.0) n=2, 1 failed | **320.0** (300.0..320.0) n=2, 1 failed | **0.95** (0.90..1.00) | 0.97, 0.90 |' "$R" ||
+	fail "the paired 1 MiB row is wrong: $(grep '^| 1 MiB reads |' "$R")"
+grep -qF '| 4 KiB reads | **2.50** (2.00..3.30) n=2, 1 failed | **2.75** (2.50..4.00) n=2, 1 failed | **0.80** (0.75..1.10) | 0.80, 0.80 |' "$R" ||
+	fail "the paired 4 KiB row is wrong: $(grep '^| 4 KiB reads |' "$R")"
+grep -qF '| 1 MiB reads, scattered buffer | **95.0** (90.0..100.0) n=2, 1 failed | **100.0** (100.0..200.0) n=2, 1 failed | **0.90** (0.50..1.00) | 0.80, 0.90 |' "$R" ||
+	fail "the paired scattered row is wrong: $(grep '^| 1 MiB reads, scattered buffer |' "$R")"
+grep -qF "| for reference, not the goal's measure: strict / pass-through in one boot (vmm-vtd-pair), 1 MiB reads | 0.95 | 0.90..0.97 | - |" "$R" ||
+	fail "the paired reference row is wrong: $(grep 'strict / pass-through in one boot' "$R")"
+grep -qF '| viommu-vmm VT-d, strict + a pass-through disk (paired) | 9.0 / - | - | - (- / - / - / -) | - (-) | 1.0 (- / - / - / -) | 1564 | 1564 |' "$R" ||
+	fail "the pair's exits row is wrong: $(grep '^| viommu-vmm VT-d, strict + a pass-through disk (paired) | 9' "$R")"
+grep -qF '| viommu-vmm VT-d, strict + a pass-through disk (paired) | 2 | 1 |' "$R" || fail "the pair's boot count is wrong"
+
+# ---- 6: a paired ratio just under 0.9; a pair whose only boot failed -------
+G=$WORK/g
+mkdir -p "$G"
+meta | sed 's/^runs=3/runs=1/; s/^configs=.*/configs=vmm-vtd-pair/' >"$G/meta.txt"
+echo "reps=3" >>"$G/meta.txt"
+# 8996 / 10000 = 0.8996: shows as 0.90, is not 0.9. No 4 KiB or scattered
+# figures: n/a.
+echo "run=1 config=vmm-vtd-pair status=ok boot_s=9 read1m_mbps=8996,8996,8996 read1m_off_mbps=10000,10000,10000" >"$G/results.txt"
+"$REPORT" "$G" >"$G/out" || fail "report.sh exited with $? (case 6)"
+want "$G/out" viommu_strict_pt_1m_paired_ratio 0.90
+want "$G/out" viommu_strict_pt_1m_paired_ratio_per_boot 0.90
+want "$G/out" viommu_strict_pt_4k_paired_ratio n/a
+# Its only boot failed: no figure.
+echo "run=1 config=vmm-vtd-pair status=fail reason=timed out after 300 s" >"$G/results.txt"
+"$REPORT" "$G" >"$G/out" || fail "report.sh exited with $? (case 6, failed)"
+want "$G/out" viommu_strict_pt_1m_paired_ratio n/a
+want "$G/out" viommu_strict_pt_1m_paired_ratio_per_boot n/a
+! grep -qF '## DMA remapping on and off in one boot' "$G/report.md" || fail "a section for a pair without good boots"
 
 # ---- 3: no results: an error, not an empty report -------------------------
 mkdir -p "$WORK/c"
