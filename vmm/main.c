@@ -34,7 +34,7 @@ static void usage(FILE *f)
 		"                       a raw disk image as virtio-blk (read-only with ,ro);\n"
 		"                       repeatable (at most %u), each disk in the next PCI slot;\n"
 		"                       indirect=off: no indirect descriptors (one DMA mapping\n"
-		"                       less per request; default off with --iommu vtd, else on);\n"
+		"                       less per request; default off behind --iommu vtd, else on);\n"
 		"                       queues=N: request queues, 1..%u (default: one per vCPU,\n"
 		"                       so a request completes on the vCPU that made it);\n"
 		"                       iommu=off: the disk is behind no virtual IOMMU (left\n"
@@ -285,6 +285,9 @@ int main(int argc, char **argv)
 	 * steers the queue's interrupt to it). */
 	for (unsigned i = 0; i < o->nr_disks; i++) {
 		struct vmm_disk *d = &o->disks[i];
+		if (d->bypass && !o->vtd)
+			fprintf(stderr, "viommu-vmm: --disk %s,iommu=off: no virtual IOMMU to bypass without --iommu vtd\n",
+				d->path);
 		if (d->indirect < 0)
 			d->indirect = !o->vtd || d->bypass;
 		if (!d->queues)

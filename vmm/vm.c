@@ -248,11 +248,14 @@ int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32
 	return viommu_ir_deliver(vm->iommu, rid, addr, data);
 }
 
-static int iommu_msi(void *ctx, uint64_t addr, uint32_t data, struct viommu_rid rid);
-
 int vmm_deliver_msi_direct(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data)
 {
-	return iommu_msi(vm, addr, data, rid);
+	/* Outside the interrupt window a message write is no interrupt: it is
+	 * refused, as the core refuses it for every other device. Sent through
+	 * the core, so that a LOSE_IRQ injection rule applies to it too. */
+	if ((addr >> 32) || ((uint32_t)addr & 0xfff00000u) != 0xfee00000u)
+		return -EINVAL;
+	return viommu_msi_send(vm->iommu, rid, addr, data);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -213,7 +213,8 @@ void vmm_vtd_print_queue(struct vmm *vm, FILE *f);
 void vmm_print_vcpus(struct vmm *vm, FILE *f);
 /* Deliver an MSI from a requester: through interrupt remapping when on. */
 int vmm_deliver_msi(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data);
-/* An MSI from a device behind no virtual IOMMU: delivered as written. */
+/* An MSI from a device behind no virtual IOMMU: delivered as written (an
+ * address outside 0xfeexxxxx is refused, -EINVAL). */
 int vmm_deliver_msi_direct(struct vmm *vm, struct viommu_rid rid, uint64_t addr, uint32_t data);
 void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);
 /* Map `size` bytes of host memory at `host` (page aligned, e.g. an mmapped

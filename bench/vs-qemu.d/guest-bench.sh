@@ -81,33 +81,43 @@ esac
 # translation. (A disk behind no unit at all, viommu-vmm's iommu=off, would
 # run on INTx here: Linux gives a device outside every unit no MSI while
 # interrupt remapping is on.)
+disk2=/dev/vdb
 if [ "$VM_BENCH_IOMMU" = pair ]; then
 	# Both disks are probed when virtio_blk loads; the wait is for a slow
 	# probe, not the usual case.
-	wait_vdb() {
-		n=0
-		while [ ! -b /dev/vdb ] && [ "$n" -lt 50 ]; do
-			sleep 0.1
-			n=$((n + 1))
-		done
-		[ -b /dev/vdb ] || fail "no second virtio-blk disk /dev/vdb after 5 s ($1)"
-	}
-	wait_vdb "vm.bench_iommu=pair wants one"
+	n=0
+	while [ ! -b /dev/vdb ] && [ "$n" -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ -b /dev/vdb ] || fail "no second virtio-blk disk /dev/vdb after 5 s (vm.bench_iommu=pair wants one)"
 	pci2=$(dirname "$(readlink -f /sys/block/vdb/device)")
 	bdf2=$(basename "$pci2")
 	[ "$pci2" != "$pci" ] || fail "/dev/vda and /dev/vdb are on the same PCI device $bdf2"
 	[ -e "$pci2/iommu_group" ] || fail "/dev/vdb ($bdf2) has no IOMMU group: vm.bench_iommu=pair wants it on the IOMMU"
 	grp2=$(readlink -f "$pci2/iommu_group")
 	[ "$grp2" != "$(readlink -f "$pci/iommu_group")" ] || fail "/dev/vda and /dev/vdb share IOMMU group $(basename "$grp2")"
+	[ -e "$pci2/driver" ] || fail "$bdf2 has no driver to unbind"
 	drv2=$(basename "$(readlink -f "$pci2/driver")")
 	echo "$bdf2" >"/sys/bus/pci/drivers/$drv2/unbind" || fail "cannot unbind $bdf2 from $drv2"
 	echo identity >"$grp2/type" || fail "cannot make IOMMU group $(basename "$grp2") pass-through"
 	echo "$bdf2" >"/sys/bus/pci/drivers/$drv2/bind" || fail "cannot bind $bdf2 to $drv2 again"
-	wait_vdb "after $bdf2 went pass-through"
+	# The disk comes back under the name its new probe gets (vdb again
+	# when the old one was freed in time): found through the device.
+	disk2=""
+	n=0
+	while [ -z "$disk2" ] && [ "$n" -lt 50 ]; do
+		for b in "$pci2"/virtio*/block/*; do
+			[ -e "$b" ] && [ -b "/dev/$(basename "$b")" ] && disk2=/dev/$(basename "$b")
+		done
+		[ -n "$disk2" ] || sleep 0.1
+		n=$((n + 1))
+	done
+	[ -n "$disk2" ] || fail "$bdf2 has no block device 5 s after it went pass-through"
 	type2=$(cat "$grp2/type")
-	[ "$type2" = identity ] || fail "/dev/vdb's IOMMU domain is '$type2', not 'identity'"
-	[ "$(dirname "$(readlink -f /sys/block/vdb/device)")" = "$pci2" ] || fail "/dev/vdb came back on another device"
-	say "disk /dev/vdb on $bdf2, $(($(cat /sys/block/vdb/size) / 2048)) MiB, IOMMU group $(basename "$grp2"), domain type $type2"
+	[ "$type2" = identity ] || fail "$disk2's IOMMU domain is '$type2', not 'identity'"
+	size2=$(cat "/sys/block/${disk2#/dev/}/size")
+	say "disk $disk2 on $bdf2, $((size2 / 2048)) MiB, IOMMU group $(basename "$grp2"), domain type $type2"
 fi
 
 # Huge pages for the readers' buffers (viommu-bench-odirect): a read into
@@ -137,9 +147,9 @@ phase() {
 			sample "$2$i" /dev/vda "$4" "$5" ${6:+"$6"}
 		elif [ $((i % 2)) = 1 ]; then
 			sample "$2$i" /dev/vda "$4" "$5" ${6:+"$6"}
-			sample "$3$i" /dev/vdb "$4" "$5" ${6:+"$6"}
+			sample "$3$i" "$disk2" "$4" "$5" ${6:+"$6"}
 		else
-			sample "$3$i" /dev/vdb "$4" "$5" ${6:+"$6"}
+			sample "$3$i" "$disk2" "$4" "$5" ${6:+"$6"}
 			sample "$2$i" /dev/vda "$4" "$5" ${6:+"$6"}
 		fi
 		i=$((i + 1))

@@ -210,7 +210,7 @@ G=$WORK/g
 mkdir -p "$G"
 meta | sed 's/^runs=3/runs=1/; s/^configs=.*/configs=vmm-vtd-pair/' >"$G/meta.txt"
 echo "reps=3" >>"$G/meta.txt"
-# 8996 / 10000 = 0.8996: shows as 0.90, is not 0.9. No 4 KiB or scattered
+# 8996 / 10000 = 0.8996: shows as 0.90 (rounded, as printed). No 4 KiB or scattered
 # figures: n/a.
 echo "run=1 config=vmm-vtd-pair status=ok boot_s=9 read1m_mbps=8996,8996,8996 read1m_off_mbps=10000,10000,10000" >"$G/results.txt"
 "$REPORT" "$G" >"$G/out" || fail "report.sh exited with $? (case 6)"

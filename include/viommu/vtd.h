@@ -194,7 +194,8 @@ VIOMMU_API int viommu_vtd_dmar(const viommu_vtd *vtd, uint64_t reg_base, const s
 
 /**
  * The same DMAR table with an explicit device scope: the DRHD lists exactly
- * `devices` (PCI endpoints, each with a one-step path from its bus) and the
+ * `devices` (PCI endpoints on a root bus: each entry's start bus is the
+ * device's bus and its path one (device, function) step) and the
  * IOAPICs, without INCLUDE_PCI_ALL, so a PCI device left out is behind no
  * remapping unit: the guest neither translates its DMA nor remaps its
  * interrupts (the VMM delivers them untranslated), as QEMU's bypass_iommu.

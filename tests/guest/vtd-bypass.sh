@@ -58,4 +58,6 @@ cmp -s -n "$OFF2" "$DISK2" "$WORK/disk2.orig" || fail "the second image changed 
 cmp -s -i "$((OFF2 + LEN2))" "$DISK2" "$WORK/disk2.orig" || fail "the second image changed after offset $((OFF2 + LEN2))"
 faults=$(sed -n 's/.*iommu translations=.* faults=\([0-9]*\) .*/\1/p' "$WORK/vmm.err" | tail -n 1)
 [ "$faults" = 0 ] || fail "viommu-vmm counted faults='$faults' (want 0)"
+irq_faults=$(sed -n 's/.*iommu translations=.* irq_faults=\([0-9]*\).*/\1/p' "$WORK/vmm.err" | tail -n 1)
+[ "$irq_faults" = 0 ] || fail "viommu-vmm counted irq_faults='$irq_faults' (want 0)"
 echo "vtd-bypass: PASS: both disks hold exactly their guest writes; vdb bypassed the IOMMU, vda went through it"
