@@ -17,7 +17,11 @@
 #   - as soon as the fault stream shows a record (the guest then logs the
 #     fault and waits 2 s), saves inject-list and stats (OUTDIR/inject-list.out,
 #     OUTDIR/stats.out);
-#   - waits for the VMM and writes what happened to OUTDIR/driver.log.
+#   - waits for the VMM and writes what happened to OUTDIR/driver.log; a VMM
+#     still running 30 s after the guest powered off gets each thread's
+#     kernel state and stack and, with gdb, every thread's backtrace written
+#     there and to stderr (a CI run of 2026-11 saw the VMM stay up after its
+#     guest's power-off, once, with nothing to say where).
 set -uo pipefail
 CTL=${1:?usage: vtd-inject-vmm.sh VIOMMU_CTL OUTDIR VIOMMU_VMM [ARGS...]}
 OUT=${2:?usage: vtd-inject-vmm.sh VIOMMU_CTL OUTDIR VIOMMU_VMM [ARGS...]}
@@ -93,6 +97,27 @@ else
 	say "the guest did not print VTD-INJECT-READY (or the socket is missing)"
 fi
 
+# A VMM that outlives its guest's power-off by 30 s is stuck: say where each
+# of its threads is (kernel state and stack; user stacks when gdb is there),
+# once, then keep waiting as before.
+if wait_for 'reboot: Power down' "$SERIAL" 600; then
+	n=0
+	while kill -0 "$VPID" 2>/dev/null && [ "$n" -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if kill -0 "$VPID" 2>/dev/null; then
+		echo "vtd-inject-vmm: the VMM still runs 30 s after the guest powered off; its threads:" >>"$LOGF"
+		for t in /proc/"$VPID"/task/*; do
+			echo "vtd-inject-vmm:   thread ${t##*/} $(cut -d' ' -f2,3 "$t/stat" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)" >>"$LOGF"
+			sed 's/^/    /' "$t/stack" 2>/dev/null | head -n 12 >>"$LOGF"
+		done
+		if command -v gdb >/dev/null; then
+			timeout 60 gdb -p "$VPID" -batch -ex 'thread apply all bt' >>"$LOGF" 2>&1
+		fi
+		sed -n '/still runs 30 s/,$p' "$LOGF" >&2
+	fi
+fi
 wait "$VPID"
 rc=$?
 VPID=""
