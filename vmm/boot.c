@@ -301,9 +301,9 @@ int boot_load_linux(struct vmm *vm, struct vcpu *bsp)
 		/* A device given with iommu=off is left out of the unit's scope:
 		 * the DRHD then lists every other device instead of including
 		 * them all. */
-		struct viommu_rid scope[32];
+		struct viommu_rid scope[VMM_MAX_PCI_DEVS];
 		unsigned nscope = 0;
-		int n = pci_iommu_scope(vm->pci, scope, 32, &nscope);
+		int n = pci_iommu_scope(vm->pci, scope, VMM_MAX_PCI_DEVS, &nscope);
 		if (n == 1)
 			n = viommu_vtd_dmar(vm->vtd, VMM_VTD_BASE, &io, 1, dmar, sizeof(dmar));
 		else if (n == 0)

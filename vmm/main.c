@@ -278,18 +278,18 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	/* Behind a virtual IOMMU an indirect table costs the guest one more
-	 * mapping per request, and a strict guest one more invalidation: an
-	 * exit. Without one it only saves ring entries. */
-	/* As QEMU does: a queue per vCPU (Linux maps each CPU to a queue and
-	 * steers the queue's interrupt to it). */
 	for (unsigned i = 0; i < o->nr_disks; i++) {
 		struct vmm_disk *d = &o->disks[i];
 		if (d->bypass && !o->vtd)
 			fprintf(stderr, "viommu-vmm: --disk %s,iommu=off: no virtual IOMMU to bypass without --iommu vtd\n",
 				d->path);
+		/* Behind a virtual IOMMU an indirect table costs the guest one
+		 * more mapping per request, and a strict guest one more
+		 * invalidation: an exit. Without one it only saves ring entries. */
 		if (d->indirect < 0)
 			d->indirect = !o->vtd || d->bypass;
+		/* As QEMU does: a queue per vCPU (Linux maps each CPU to a queue
+		 * and steers the queue's interrupt to it). */
 		if (!d->queues)
 			d->queues = o->cpus < VIRTIO_BLK_MAX_QUEUES ? o->cpus : VIRTIO_BLK_MAX_QUEUES;
 	}

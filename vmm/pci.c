@@ -188,13 +188,22 @@ static void ecam_write(void *ctx, uint64_t off, uint64_t val, unsigned len)
 	pthread_mutex_unlock(&bus->lock);
 }
 
+/* The slot of a requester on this bus (function 0 only), or NULL. */
+static struct pci_slot *slot_of(struct pci_bus *bus, struct viommu_rid rid)
+{
+	if (rid.segment || rid.bus || (rid.devfn & 7))
+		return NULL;
+	return &bus->slots[rid.devfn >> 3];
+}
+
 static int host_msi(void *ctx, struct pcidev *dev, uint64_t addr, uint32_t data)
 {
 	struct pci_bus *bus = ctx;
+	struct pci_slot *s = slot_of(bus, dev->rid);
 	/* A device outside the unit's scope: its interrupts never reach the
 	 * remapping hardware. The slot's flag is set before the device is
 	 * built and never changes. */
-	if (!dev->rid.bus && !(dev->rid.devfn & 7) && bus->slots[dev->rid.devfn >> 3].bypass)
+	if (s && s->bypass)
 		return vmm_deliver_msi_direct(bus->vm, dev->rid, addr, data);
 	return vmm_deliver_msi(bus->vm, dev->rid, addr, data);
 }
@@ -279,9 +288,8 @@ int pci_iommu_scope(struct pci_bus *bus, struct viommu_rid *out, unsigned max, u
 
 viommu_dev *pci_dma_dev(struct pci_bus *bus, struct viommu_rid rid)
 {
-	if (rid.segment || rid.bus || (rid.devfn & 7))
-		return NULL;
-	return bus->slots[rid.devfn >> 3].dma;
+	struct pci_slot *s = slot_of(bus, rid);
+	return s ? s->dma : NULL;
 }
 
 static uint64_t align_up(uint64_t v, uint64_t a)

@@ -259,6 +259,14 @@ samples() {
 		}' "$1"
 }
 
+# reps_of LIST...: every comma-separated LIST holds exactly REPS samples.
+reps_of() {
+	local l
+	for l in "$@"; do
+		[ "$(tr ',' '\n' <<<"$l" | grep -c .)" = "$REPS" ] || return 1
+	done
+}
+
 # run_one RUN CONFIG: boot once, append the record.
 run_one() {
 	local run=$1 cfg=$2 base rec status=ok reason="" rc
@@ -307,11 +315,9 @@ run_one() {
 		status=fail reason="the VMM exited with status $rc"
 	elif [ -z "$r1" ] || [ -z "$r4" ] || [ -z "$r1x" ] || [ -z "$boot" ]; then
 		status=fail reason="a figure is missing (read1m='$r1' read4k='$r4' read1mx='$r1x' boot='$boot')"
-	elif [ "$(tr ',' '\n' <<<"$r1" | grep -c .)" != "$REPS" ] || [ "$(tr ',' '\n' <<<"$r4" | grep -c .)" != "$REPS" ] ||
-		[ "$(tr ',' '\n' <<<"$r1x" | grep -c .)" != "$REPS" ]; then
+	elif ! reps_of "$r1" "$r4" "$r1x"; then
 		status=fail reason="want $REPS samples of each read, got read1m='$r1' read4k='$r4' read1mx='$r1x'"
-	elif [ "$cfg" = vmm-vtd-pair ] && { [ "$(tr ',' '\n' <<<"$r1o" | grep -c .)" != "$REPS" ] ||
-		[ "$(tr ',' '\n' <<<"$r4o" | grep -c .)" != "$REPS" ] || [ "$(tr ',' '\n' <<<"$r1xo" | grep -c .)" != "$REPS" ]; }; then
+	elif [ "$cfg" = vmm-vtd-pair ] && ! reps_of "$r1o" "$r4o" "$r1xo"; then
 		status=fail reason="want $REPS samples of each read of the pass-through disk, got read1m_off='$r1o' read4k_off='$r4o' read1mx_off='$r1xo'"
 	fi
 	rec="run=$run config=$cfg status=$status"

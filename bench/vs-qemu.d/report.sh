@@ -215,7 +215,7 @@ G_ONOFF_X=$(goal viommu_on_off_1m_scattered_ratio "$(ratio "$(med vmm-vtd-strict
 # on_i / off_i is free of the spread between boots that the ratio of
 # vmm-vtd-strict's and vmm-off's medians carries.
 # Prints "median min max n per_boot" of those ratios over every sample of
-# every good boot (unrounded, for the verdict; per_boot: each boot's median,
+# every good boot (unrounded; per_boot: each boot's median,
 # comma-separated in the order of results.txt, i.e. by run), or nothing when
 # there is no pair.
 paired() {

@@ -1681,20 +1681,20 @@ static void put64(uint8_t *p, uint64_t v)
 #define VTD_DMAR_MAX_IOAPICS 256u
 #define VTD_DMAR_MAX_DEVICES 256u
 
-/* One DRHD at reg_base: with devices NULL it covers every PCI device of its
- * segment (INCLUDE_PCI_ALL); otherwise exactly the listed endpoints. */
+/* One DRHD at reg_base: with include_all it covers every PCI device of its
+ * segment (INCLUDE_PCI_ALL); otherwise exactly the nr_devices listed. */
 static int vtd_dmar_build(const viommu_vtd *t, uint64_t reg_base, const struct viommu_vtd_ioapic *ioapics,
-			  unsigned nr_ioapics, const struct viommu_rid *devices, unsigned nr_devices, void *buf,
-			  size_t len)
+			  unsigned nr_ioapics, int include_all, const struct viommu_rid *devices, unsigned nr_devices,
+			  void *buf, size_t len)
 {
 	if (!t || !buf || (nr_ioapics && !ioapics) || nr_ioapics > VTD_DMAR_MAX_IOAPICS || (reg_base & 0xfff))
 		return -EINVAL;
-	if (nr_devices > VTD_DMAR_MAX_DEVICES)
+	if ((nr_devices && !devices) || nr_devices > VTD_DMAR_MAX_DEVICES)
 		return -EINVAL;
-	for (unsigned i = 0; devices && i < nr_devices; i++)
+	for (unsigned i = 0; i < nr_devices; i++)
 		if (devices[i].segment != t->cfg.segment)
 			return -EINVAL; /* a DRHD's scope lies in its own segment */
-	size_t drhd_len = VTD_DRHD_LEN + ((size_t)nr_ioapics + (devices ? nr_devices : 0)) * VTD_SCOPE_LEN;
+	size_t drhd_len = VTD_DRHD_LEN + ((size_t)nr_ioapics + nr_devices) * VTD_SCOPE_LEN;
 	size_t total = VTD_DMAR_LEN + drhd_len;
 	if (len < total)
 		return -ENOSPC;
@@ -1718,14 +1718,14 @@ static int vtd_dmar_build(const viommu_vtd *t, uint64_t reg_base, const struct v
 	uint8_t *d = p + VTD_DMAR_LEN;
 	put16(d, VTD_DRHD_TYPE);
 	put16(d + 2, (uint16_t)drhd_len);
-	d[4] = devices ? 0 : VTD_DRHD_F_INCLUDE_PCI_ALL;
+	d[4] = include_all ? VTD_DRHD_F_INCLUDE_PCI_ALL : 0;
 	d[5] = 0; /* register set size: 2^0 pages */
 	put16(d + 6, t->cfg.segment);
 	put64(d + 8, reg_base);
 	uint8_t *s = d + VTD_DRHD_LEN;
 	/* Endpoints first, then the IOAPICs (the order is free; a table
 	 * lists each entry once). */
-	for (unsigned i = 0; devices && i < nr_devices; i++, s += VTD_SCOPE_LEN) {
+	for (unsigned i = 0; i < nr_devices; i++, s += VTD_SCOPE_LEN) {
 		s[0] = VTD_SCOPE_PCI_ENDPOINT;
 		s[1] = VTD_SCOPE_LEN;
 		s[4] = 0;                        /* enumeration ID: unused */
@@ -1751,17 +1751,13 @@ static int vtd_dmar_build(const viommu_vtd *t, uint64_t reg_base, const struct v
 int viommu_vtd_dmar(const viommu_vtd *t, uint64_t reg_base, const struct viommu_vtd_ioapic *ioapics,
 		    unsigned nr_ioapics, void *buf, size_t len)
 {
-	return vtd_dmar_build(t, reg_base, ioapics, nr_ioapics, NULL, 0, buf, len);
+	return vtd_dmar_build(t, reg_base, ioapics, nr_ioapics, 1, NULL, 0, buf, len);
 }
 
 int viommu_vtd_dmar_scoped(const viommu_vtd *t, uint64_t reg_base, const struct viommu_vtd_ioapic *ioapics,
 			   unsigned nr_ioapics, const struct viommu_rid *devices, unsigned nr_devices, void *buf,
 			   size_t len)
 {
-	/* Zero devices is a unit that covers no PCI device (its IOAPICs only):
-	 * still not INCLUDE_PCI_ALL. */
-	static const struct viommu_rid none;
-	if (nr_devices && !devices)
-		return -EINVAL;
-	return vtd_dmar_build(t, reg_base, ioapics, nr_ioapics, nr_devices ? devices : &none, nr_devices, buf, len);
+	/* Zero devices is a unit that covers no PCI device (its IOAPICs only). */
+	return vtd_dmar_build(t, reg_base, ioapics, nr_ioapics, 0, devices, nr_devices, buf, len);
 }
