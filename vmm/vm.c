@@ -344,13 +344,17 @@ static void *vcpu_thread(void *arg)
 
 	const int prof = vm->opts.stats > 1; /* --stats=exits */
 	uint64_t t_run = prof ? now_ns() : 0;
+	__atomic_store_n(&c->tid, (int)gettid(), __ATOMIC_RELAXED);
 	while (!vmm_exiting(vm)) {
 		uint64_t t_enter = 0, t_exit = 0;
 		if (prof) {
 			t_enter = now_ns();
 			c->user_ns += t_enter - t_run;
 		}
+		__atomic_store_n(&c->phase, VCPU_PHASE_RUN, __ATOMIC_RELAXED);
 		int r = ioctl(c->fd, KVM_RUN, 0);
+		__atomic_store_n(&c->phase, VCPU_PHASE_EXIT, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->exits, c->exits + 1, __ATOMIC_RELAXED);
 		struct io_range hit = { 0 };
 		const char *kind = NULL;
 		if (prof) {
@@ -435,6 +439,7 @@ static void *vcpu_thread(void *arg)
 			prof_add(c, kind, hit.name ? hit.base : 0, now_ns() - t_exit);
 		}
 	}
+	__atomic_store_n(&c->phase, VCPU_PHASE_DONE, __ATOMIC_RELAXED);
 	return NULL;
 }
 
@@ -576,14 +581,65 @@ static int iommu_msi(void *ctx, uint64_t addr, uint32_t data, struct viommu_rid 
 	return vmm_signal_msi(vm, addr, data);
 }
 
+/* A new second for the fault lines (now = -1: the end): how many the
+ * last one left out. fault_line_lock held. */
+static unsigned fault_lines_roll(struct vmm *vm, int64_t now)
+{
+	if (now == vm->fault_line_sec)
+		return 0;
+	unsigned n = vm->fault_lines_left_out;
+	vm->fault_line_sec = now;
+	vm->fault_lines = 0;
+	vm->fault_lines_left_out = 0;
+	return n;
+}
+
+/* Say how many fault lines the last second left out, if any. */
+static void fault_lines_say_left_out(unsigned n)
+{
+	if (n)
+		fprintf(stderr,
+			"viommu-vmm: %u more faults in that second not printed (at most %u lines a second; "
+			"every fault is counted in --stats and goes to viommu-ctl's fault stream)\n",
+			n, VMM_FAULT_LINES);
+}
+
+/* From the main loop: a second that left fault lines out says so once it
+ * is over, without waiting for the next fault. */
+static void fault_lines_tick(struct vmm *vm, int64_t now)
+{
+	pthread_mutex_lock(&vm->fault_line_lock);
+	unsigned n = vm->fault_lines_left_out ? fault_lines_roll(vm, now) : 0;
+	pthread_mutex_unlock(&vm->fault_line_lock);
+	fault_lines_say_left_out(n);
+}
+
 static void iommu_fault(void *ctx, const struct viommu_fault_record *rec)
 {
 	struct vmm *vm = ctx;
-	char line[512];
-	viommu_fault_record_json(rec, line, sizeof(line));
-	fprintf(stderr, "viommu-vmm: fault %s", line);
-	/* --control: the record also goes to fault-stream clients. */
+	/* --control: every record goes to the fault-stream clients, first. */
 	control_fault(__atomic_load_n(&vm->control, __ATOMIC_ACQUIRE), rec);
+	/* Standard error gets the first VMM_FAULT_LINES of each second: a
+	 * guest (or an injection rule) that faults in a loop must not flood
+	 * the terminal, nor stall the vCPU that reports it behind one that
+	 * is slow to read. */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	int print;
+	pthread_mutex_lock(&vm->fault_line_lock);
+	unsigned before = fault_lines_roll(vm, ts.tv_sec);
+	print = vm->fault_lines < VMM_FAULT_LINES;
+	if (print)
+		vm->fault_lines++;
+	else
+		vm->fault_lines_left_out++;
+	pthread_mutex_unlock(&vm->fault_line_lock);
+	fault_lines_say_left_out(before);
+	if (print) {
+		char line[512];
+		viommu_fault_record_json(rec, line, sizeof(line));
+		fprintf(stderr, "viommu-vmm: fault %s", line);
+	}
 }
 
 static uint64_t vtd_read(void *ctx, uint64_t off, unsigned len)
@@ -942,11 +998,12 @@ static int iommu_setup(struct vmm *vm)
 	return vmm_add_mmio(vm, &vtd_regs);
 }
 
-static volatile sig_atomic_t got_signal;
+static volatile sig_atomic_t got_signal, nr_signals;
 
 static void on_signal(int sig)
 {
 	got_signal = sig;
+	nr_signals++;
 }
 
 static void on_kick(int sig)
@@ -1092,6 +1149,90 @@ static int add_devices(struct vmm *vm)
 	return 0;
 }
 
+/* What a vCPU thread that has not stopped is doing, on one line. Only
+ * what the thread published and /proc say: a vCPU ioctl would wait for
+ * the thread's own KVM_RUN, and its locks may be held. */
+static void say_vcpu_stuck(struct vmm *vm, struct vcpu *c, unsigned secs)
+{
+	uint32_t phase = __atomic_load_n(&c->phase, __ATOMIC_RELAXED);
+	int tid = __atomic_load_n(&c->tid, __ATOMIC_RELAXED);
+	char where[160] = "";
+	if (phase == VCPU_PHASE_EXIT) {
+		const struct kvm_run *run = c->run;
+		if (run->exit_reason == KVM_EXIT_MMIO)
+			snprintf(where, sizeof(where), ": an MMIO %s of %u bytes at %#llx",
+				 run->mmio.is_write ? "write" : "read", run->mmio.len,
+				 (unsigned long long)run->mmio.phys_addr);
+		else if (run->exit_reason == KVM_EXIT_IO)
+			snprintf(where, sizeof(where), ": a port %s of %u bytes at %#x",
+				 run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read", run->io.size, run->io.port);
+		else
+			snprintf(where, sizeof(where), ": exit reason %u", run->exit_reason);
+	}
+	char wchan[64] = "?";
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", tid);
+	FILE *f = tid > 0 ? fopen(path, "re") : NULL;
+	if (f) {
+		if (!fgets(wchan, sizeof(wchan), f) || !wchan[0])
+			snprintf(wchan, sizeof(wchan), "0");
+		fclose(f);
+	}
+	char why[sizeof(vm->exit_msg)];
+	pthread_mutex_lock(&vm->exit_lock);
+	snprintf(why, sizeof(why), "%s", vm->exit_msg);
+	pthread_mutex_unlock(&vm->exit_lock);
+	vmm_log(vm, "vCPU %d has not stopped %u s after the VM's exit request (%s; thread %d, %llu exits): %s%s; "
+		    "kernel wait channel %s%s",
+		c->id, secs, why, tid, (unsigned long long)__atomic_load_n(&c->exits, __ATOMIC_RELAXED),
+		phase == VCPU_PHASE_RUN	   ? "inside KVM_RUN, in the kernel"
+		: phase == VCPU_PHASE_EXIT ? "in user space, handling an exit"
+		: phase == VCPU_PHASE_DONE ? "returning"
+					   : "not started",
+		where, wchan, phase == VCPU_PHASE_RUN ? " (the kernel's KVM does not return: a host problem)" : "");
+}
+
+/* Join a vCPU thread after the exit request. Kick it again every 100 ms
+ * (a kick is only a flag and an empty signal handler, so repeating it is
+ * harmless), and if it has not stopped after 5 s, say where it is, then
+ * every minute. Never give up on the join: what comes after (the flush,
+ * the teardown) is unsafe beside a live thread. A SIGINT or SIGTERM while
+ * waiting ends the process at once, without the teardown. */
+static void join_vcpu(struct vmm *vm, struct vcpu *c)
+{
+	struct timespec start;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	unsigned next_say = 5;
+	int sig_seen = nr_signals;
+	for (;;) {
+		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_RELEASE);
+		pthread_kill(c->thread, SIGUSR1);
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		t.tv_nsec += 100 * 1000 * 1000;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		int r = pthread_clockjoin_np(c->thread, NULL, CLOCK_MONOTONIC, &t);
+		if (r != ETIMEDOUT)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		unsigned secs = (unsigned)(((t.tv_sec - start.tv_sec) * 1000 + (t.tv_nsec - start.tv_nsec) / 1000000) / 1000);
+		if (secs >= next_say) {
+			say_vcpu_stuck(vm, c, secs);
+			next_say = secs + 60;
+		}
+		if (nr_signals != sig_seen) {
+			say_vcpu_stuck(vm, c, secs);
+			vmm_log(vm, "stopped by signal %d while vCPU %d would not stop: exiting without cleaning up",
+				(int)got_signal, c->id);
+			fflush(stdout);
+			_exit(vm->exit_code == VMM_EXIT_RUNNING ? VMM_EXIT_SIGNAL : vm->exit_code);
+		}
+	}
+}
+
 int vmm_run(struct vmm *vm)
 {
 	int r;
@@ -1099,6 +1240,7 @@ int vmm_run(struct vmm *vm)
 	vm->exit_code = VMM_EXIT_RUNNING;
 	vm->vtd_timer = -1;
 	pthread_mutex_init(&vm->exit_lock, NULL);
+	pthread_mutex_init(&vm->fault_line_lock, NULL);
 	pthread_rwlock_init(&vm->ranges_lock, NULL);
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -1226,15 +1368,17 @@ int vmm_run(struct vmm *vm)
 			break;
 		}
 		serial_poll_input(vm->serial);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+		fault_lines_tick(vm, ts.tv_sec);
 		usleep(10000);
 	}
 	for (unsigned i = 0; i < vm->nr_cpus; i++) {
-		if (vm->vcpus[i].thread) {
-			pthread_kill(vm->vcpus[i].thread, SIGUSR1);
-			pthread_join(vm->vcpus[i].thread, NULL);
-		}
+		if (vm->vcpus[i].thread)
+			join_vcpu(vm, &vm->vcpus[i]);
 	}
 	serial_flush(vm->serial);
+	fault_lines_tick(vm, -1);
 	return vm->exit_code;
 }
 

@@ -58,6 +58,7 @@
 #define VMM_MAX_PCI_DEVS   31u
 #define VMM_MAX_VFIO       8u
 #define VMM_MAX_DISKS      8u
+#define VMM_FAULT_LINES    20u /* fault lines on standard error per second */
 #define VMM_MAX_GSI        1024u /* KVM routes: IOAPIC pins, then irqfd MSIs */
 #define VMM_MEMSLOT_FIRST  2u    /* KVM memory slots 0 and 1 are guest RAM */
 #define VMM_MAX_MEMSLOTS   256u  /* slots the VMM hands out (assigned devices' BARs) */
@@ -98,6 +99,19 @@ struct vcpu {
 	struct exit_prof prof[VMM_PROF_SLOTS];
 	unsigned nr_prof;
 	uint64_t run_ns, user_ns; /* inside KVM_RUN; outside it */
+	/* Where the thread is, for the stop watchdog in vmm_run (written by
+	 * the thread, read by the main thread without a lock): its kernel
+	 * thread id, a VCPU_PHASE_*, and how many exits it has handled. */
+	int tid;
+	uint32_t phase;
+	uint64_t exits;
+};
+
+enum vcpu_phase {
+	VCPU_PHASE_NONE,   /* not started */
+	VCPU_PHASE_RUN,    /* inside KVM_RUN (the guest, or L0's/the kernel's exit handling) */
+	VCPU_PHASE_EXIT,   /* handling an exit in user space (run->exit_reason) */
+	VCPU_PHASE_DONE,   /* the thread is returning */
 };
 
 struct serial;
@@ -186,6 +200,11 @@ struct vmm {
 	} vtd_qlog[32];
 	uint64_t vtd_qlog_next; /* atomic */
 	unsigned odd_msis;           /* atomic: MSIs with an unusual delivery mode */
+	/* Fault lines on standard error, at most VMM_FAULT_LINES a second:
+	 * the second they count in, how many it printed and left out. */
+	pthread_mutex_t fault_line_lock;
+	int64_t fault_line_sec;
+	unsigned fault_lines, fault_lines_left_out;
 
 	pthread_mutex_t exit_lock;
 	int exit_code; /* enum vmm_exit, VMM_EXIT_RUNNING while running */

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# A vCPU thread that does not stop when the VM does: viommu-vmm must say which
+# vCPU, and where, instead of hanging without a word, and a second signal
+# must end it. The vCPU is made to block for real: its standard output is a
+# full pipe that nobody reads (a console piped into a pager that was left
+# alone), so the guest's first line blocks the vCPU in write(2) while it
+# handles the serial port's exit. Then
+#   - SIGTERM asks the VM to stop; the vCPU cannot, so within 10 s the VMM
+#     names it on standard error: user space, a port write at 0x3f8, its
+#     thread and its kernel wait channel; and it is still running (the
+#     teardown is unsafe beside a live vCPU thread);
+#   - a second SIGTERM ends it within 2 s, status 3, saying it exits
+#     without cleaning up; nothing is left running.
+#
+#   tests/vmm/stuck-vcpu.sh VIOMMU_VMM TINY_SPIN_BIN
+#
+# Exit status: 0 pass, 77 skip (no usable /dev/kvm), 1 fail.
+set -uo pipefail
+VMM=${1:?usage: stuck-vcpu.sh VIOMMU_VMM TINY_SPIN_BIN}
+SPIN=${2:?usage: stuck-vcpu.sh VIOMMU_VMM TINY_SPIN_BIN}
+
+if [ ! -c /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	echo "SKIPPED: /dev/kvm is not available for writing"
+	exit 77
+fi
+[ -x "$VMM" ] || { echo "FAIL: $VMM is not executable"; exit 1; }
+[ -f "$SPIN" ] || { echo "FAIL: no $SPIN (build the tiny_spin target)"; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmm-stuck.XXXXXX") || exit 1
+KERNEL=$WORK/tiny-spin-$$.bin
+cp "$SPIN" "$KERNEL" || exit 1
+PID=""
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+		kill -KILL "$PID" 2>/dev/null
+	fi
+	exec 3>&- 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*"
+	sed 's/^/  | /' "$ERR" 2>/dev/null
+	exit 1
+}
+
+now_ms() {
+	local t
+	t=$(date +%s%N)
+	echo $((t / 1000000))
+}
+
+# The pipe: held open for reading and writing on fd 3 (so that opening it
+# does not wait for a reader), then filled until a write would block.
+FIFO=$WORK/console
+ERR=$WORK/err
+mkfifo "$FIFO" || exit 1
+exec 3<>"$FIFO"
+timeout 2 dd if=/dev/zero of="$FIFO" bs=4096 count=1024 status=none
+[ $? -eq 124 ] || fail "could not fill the pipe (dd did not block)"
+
+"$VMM" --kernel "$KERNEL" --append "busy spin test" --memory 64 --cpus 1 \
+	</dev/null >"$FIFO" 2>"$ERR" 3>&- &
+PID=$!
+
+# The vCPU's first line blocks it in write(2) on the full pipe.
+i=0
+while :; do
+	kill -0 "$PID" 2>/dev/null || fail "the VMM exited on its own (status: $(wait "$PID"; echo $?))"
+	blocked=0
+	for t in "/proc/$PID/task"/*; do
+		# pipe_write, or anon_pipe_write on newer kernels
+		case "$(cat "$t/wchan" 2>/dev/null)" in *pipe_write) blocked=1 ;; esac
+	done
+	[ "$blocked" = 1 ] && break
+	[ "$i" -lt 300 ] || fail "no thread of the VMM blocked writing to the full pipe within 30 s"
+	sleep 0.1
+	i=$((i + 1))
+done
+
+t0=$(now_ms)
+kill -TERM "$PID"
+i=0
+while ! grep -q "vCPU 0 has not stopped" "$ERR"; do
+	kill -0 "$PID" 2>/dev/null || fail "the VMM exited after one SIGTERM with its vCPU blocked (status: $(wait "$PID"; echo $?))"
+	[ "$i" -lt 150 ] || fail "nothing said about the vCPU that did not stop, 15 s after SIGTERM"
+	sleep 0.1
+	i=$((i + 1))
+done
+t1=$(now_ms)
+line=$(grep -m1 "vCPU 0 has not stopped" "$ERR")
+for want in "stopped by signal 15" "in user space, handling an exit" "a port write of 1 bytes at 0x3f8" \
+	"kernel wait channel " "pipe_write"; do
+	case "$line" in
+	*"$want"*) ;;
+	*) fail "the message does not say '$want': $line" ;;
+	esac
+done
+[ $((t1 - t0)) -ge 5000 ] || fail "the message came $((t1 - t0)) ms after SIGTERM, before the 5 s wait"
+kill -0 "$PID" 2>/dev/null || fail "the VMM ended after its message, with its vCPU still blocked"
+echo "ok: after $((t1 - t0)) ms: $line"
+
+t0=$(now_ms)
+kill -TERM "$PID"
+deadline=$((t0 + 10000))
+while :; do
+	state=$(sed -E 's/^[0-9]+ \(.*\) (.).*/\1/' "/proc/$PID/stat" 2>/dev/null)
+	[ -z "$state" ] || [ "$state" = Z ] && break
+	if [ "$(now_ms)" -ge "$deadline" ]; then
+		kill -KILL "$PID" 2>/dev/null
+		fail "still running 10 s after the second SIGTERM; killed"
+	fi
+	sleep 0.01
+done
+t1=$(now_ms)
+wait "$PID"
+rc=$?
+PID=""
+[ "$rc" -eq 3 ] || fail "exit status $rc after the second SIGTERM, expected 3"
+[ $((t1 - t0)) -le 2000 ] || fail "took $((t1 - t0)) ms to end after the second SIGTERM"
+grep -q "exiting without cleaning up" "$ERR" || fail "no 'exiting without cleaning up' on standard error"
+for p in /proc/[0-9]*; do
+	[ -r "$p/cmdline" ] || continue
+	if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$KERNEL"; then
+		fail "a process is left over: ${p#/proc/}"
+	fi
+done
+echo "ok: the second SIGTERM ended it in $((t1 - t0)) ms, status 3: $(grep -m1 'exiting without' "$ERR")"
+echo PASS
