@@ -4,7 +4,8 @@
 # "stalled" message, long before --timeout), after the command was sent
 # SIGTERM (so a VMM can still say where its guest was; SIGKILL 15 s later
 # for one that ignores it), and leaves alone a command that keeps writing F
-# for longer than S in all.
+# for longer than S in all; and that it stops an L1 whose kernel reports a
+# soft lockup at once.
 #
 #   tests/guest/harness-stall.sh IMAGE_DIR WORK_DIR
 #
@@ -50,6 +51,24 @@ grep -qx TERM "$P" || fail "the stalled command was not sent SIGTERM before L1 w
 # One that ignores SIGTERM: SIGKILL 15 s later.
 stalled "a stalled command that ignores SIGTERM" "$WORK/err3" "trap '' TERM; echo 1 >'$P'; sleep 270"
 grep -q "SIGKILL to the command" "$WORK/err3" || fail "L1 did not say it sent SIGKILL (see $WORK/err3)"
+
+# An L1 kernel that reports a soft lockup: stopped at once (status 124, the
+# lockup quoted), long before the timeout, without --stall. The report is
+# written to the kernel's log (/dev/kmsg), which L1 prints on its console as it
+# would a real one: a real lockup cannot be made to order.
+rm -f "$P"
+t0=$(date +%s)
+"$ROOT/scripts/nested-run" --image "$IMG" --timeout 280 --rw "$WORK" \
+	-- sh -c "trap 'echo TERM >>\"$P\"; exit 3' TERM; echo 1 >'$P';
+		echo 'watchdog: BUG: soft lockup - CPU#1 stuck for 23s! [viommu-vmm:99]' >/dev/kmsg; sleep 270 & wait" \
+	2>"$WORK/err4"
+rc=$? t=$(($(date +%s) - t0))
+cat "$WORK/err4" >&2
+[ "$rc" -eq 124 ] || fail "a soft lockup gave status $rc, want 124"
+grep -q "L1's kernel reports a soft lockup (watchdog: BUG: soft lockup - CPU#1 stuck for 23s" "$WORK/err4" ||
+	fail "no 'reports a soft lockup' message quoting it"
+grep -qx TERM "$P" || fail "the command was not sent SIGTERM after the soft lockup"
+[ "$t" -lt 120 ] || fail "L1 ran $t s after a soft lockup"
 
 # A command that writes every 3 s for 18 s: never stalled.
 rm -f "$P"
