@@ -198,15 +198,78 @@ EXPECTED=$((RUNS * $(tr ',' '\n' <<<"$CONFIGS" | grep -c .)))
 DONE=$(grep -c 'config=' "$RES" || true)
 MISSING=$((EXPECTED > DONE ? EXPECTED - DONE : 0))
 
-# goal NAME VALUE THRESHOLD: "MET" or "NOT MET" (no figure is not met).
-goal() {
-	[ -n "$2" ] || { echo "NOT MET (no figure)"; return; }
-	if awk -v a="$2" -v b="$3" 'BEGIN { exit !(a + 0 >= b + 0) }'; then echo MET; else echo "NOT MET"; fi
+# boot_ci A B METRIC: how far the ratio of the medians median(A) / median(B)
+# can move with the boots this run happened to get: a bootstrap over boots
+# (each configuration's good boots drawn again with replacement, as many as
+# it has, their samples pooled, the ratio of the two medians; 2000 draws
+# with a fixed seed, so the same records give the same interval). Boots, not
+# samples, are drawn because the samples of one boot move together; on this
+# harness boots differ far more than samples. Prints "NA NB LO HI" (LO and HI
+# the 5th and 95th percentiles: a 90% interval), or nothing without boots.
+boot_ci() {
+	awk -v a="$1" -v b="$2" -v m="$3" "$AWK_MEDIAN"'
+	function pooled_median(s, n,    i, j, k, x, t, v, cnt) {
+		cnt = 0
+		for (i = 1; i <= n; i++) {
+			j = int(rand() * n) + 1
+			k = split(s[j], t, ",")
+			for (x = 1; x <= k; x++) v[++cnt] = t[x] + 0
+		}
+		sortn(v, cnt)
+		return median_sorted(v, cnt)
+	}
+	/ status=ok / {
+		c = ""; val = ""
+		for (i = 1; i <= NF; i++) {
+			if ($i ~ /^reason=/) break
+			if ($i ~ /^config=/) c = substr($i, 8)
+			else if (index($i, m "=") == 1) val = substr($i, length(m) + 2)
+		}
+		if (val == "") next
+		if (c == a) sa[++na] = val
+		else if (c == b) sb[++nb] = val
+	}
+	END {
+		if (na < 1 || nb < 1) exit
+		srand(8)
+		R = 2000
+		for (r = 1; r <= R; r++) {
+			mb = pooled_median(sb, nb)
+			q[r] = mb > 0 ? pooled_median(sa, na) / mb : 0
+		}
+		sortn(q, R)
+		printf "%d %d %.6f %.6f\n", na, nb, q[int(R * 0.05) + 1], q[int(R * 0.95)]
+	}' "$RES"
 }
-# The verdicts compare the unrounded ratios: 0.896 is not 0.9.
-G_4K=$(goal vtd_vs_qemu_4k_strict_ratio "$(ratio "$(med vmm-vtd-strict read4k_mbps)" "$(med qemu-vtd-strict read4k_mbps)" 6)" 2)
-G_ONOFF=$(goal viommu_on_off_1m_ratio "$(ratio "$(med vmm-vtd-strict read1m_mbps)" "$(med vmm-off read1m_mbps)" 6)" 0.9)
-G_ONOFF_X=$(goal viommu_on_off_1m_scattered_ratio "$(ratio "$(med vmm-vtd-strict read1mx_mbps)" "$(med vmm-off read1mx_mbps)" 6)" 0.9)
+# ci_range CI: "LO..HI" (two decimals) of boot_ci's line, or n/a.
+ci_range() {
+	if [ -n "$1" ]; then awk '{ printf "%.2f..%.2f", $3, $4 }' <<<"$1"; else echo n/a; fi
+}
+# goal VALUE THRESHOLD CI: the verdict. With at least 3 good boots of each
+# configuration it goes by the 90% interval: MET when all of it is at or
+# above the threshold, NOT MET when all of it is below, UNSETTLED when it
+# spans the threshold (this run cannot tell, whatever its median says).
+# With fewer boots, by the ratio of the medians alone, and it says so. The
+# verdicts compare unrounded figures: 0.896 is not 0.9.
+goal() {
+	[ -n "$1" ] || { echo "NOT MET (no figure)"; return; }
+	if [ -n "$3" ] && awk '{ exit !($1 >= 3 && $2 >= 3) }' <<<"$3"; then
+		awk -v t="$2" '{
+			if ($3 + 0 >= t + 0) print "MET"
+			else if ($4 + 0 < t + 0) print "NOT MET"
+			else printf "UNSETTLED (its 90%% interval %.2f..%.2f spans %s)\n", $3, $4, t
+		}' <<<"$3"
+		return
+	fi
+	if awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; then echo "MET (by the medians alone: fewer than 3 boots)"
+	else echo "NOT MET (by the medians alone: fewer than 3 boots)"; fi
+}
+CI_4K=$(boot_ci vmm-vtd-strict qemu-vtd-strict read4k_mbps)
+CI_ONOFF=$(boot_ci vmm-vtd-strict vmm-off read1m_mbps)
+CI_ONOFF_X=$(boot_ci vmm-vtd-strict vmm-off read1mx_mbps)
+G_4K=$(goal "$(ratio "$(med vmm-vtd-strict read4k_mbps)" "$(med qemu-vtd-strict read4k_mbps)" 6)" 2 "$CI_4K")
+G_ONOFF=$(goal "$(ratio "$(med vmm-vtd-strict read1m_mbps)" "$(med vmm-off read1m_mbps)" 6)" 0.9 "$CI_ONOFF")
+G_ONOFF_X=$(goal "$(ratio "$(med vmm-vtd-strict read1mx_mbps)" "$(med vmm-off read1mx_mbps)" 6)" 0.9 "$CI_ONOFF_X")
 
 # ---- DMA remapping on and off in one boot (vmm-vtd-pair) -----------------------
 # paired ON_KEY OFF_KEY: every good vmm-vtd-pair boot read each sample i from
@@ -407,18 +470,22 @@ PER4K=$((K4 * REPS))
 		echo "finding where the time goes, not for these verdicts."
 		echo
 	fi
-	echo "| goal | measured | run by run (min..max) | verdict |"
-	echo "|---|---|---|---|"
-	echo "| viommu VT-d / QEMU intel-iommu, 4 KiB strict reads >= 2 | ${R_4K_STRICT:-n/a} | $(spread "$P_4K_STRICT") | $G_4K |"
-	echo "| viommu IOMMU on / off, 1 MiB strict reads >= 0.9 | ${V_ONOFF_1M:-n/a} | $(spread "$P_ONOFF_1M") | $G_ONOFF |"
-	echo "| the same, reads into a scattered buffer (every 4 KiB page its own segment) | ${V_ONOFF_1MX:-n/a} | | $G_ONOFF_X |"
+	echo "| goal | measured | 90% interval | run by run (min..max) | verdict |"
+	echo "|---|---|---|---|---|"
+	echo "| viommu VT-d / QEMU intel-iommu, 4 KiB strict reads >= 2 | ${R_4K_STRICT:-n/a} | $(ci_range "$CI_4K") | $(spread "$P_4K_STRICT") | $G_4K |"
+	echo "| viommu IOMMU on / off, 1 MiB strict reads >= 0.9 | ${V_ONOFF_1M:-n/a} | $(ci_range "$CI_ONOFF") | $(spread "$P_ONOFF_1M") | $G_ONOFF |"
+	echo "| the same, reads into a scattered buffer (every 4 KiB page its own segment) | ${V_ONOFF_1MX:-n/a} | $(ci_range "$CI_ONOFF_X") | | $G_ONOFF_X |"
 	if in_configs vmm-vtd-pair || [ "$PAIR_N" -gt 0 ]; then
-		echo "| for reference, not the goal's measure: strict / pass-through in one boot (vmm-vtd-pair), 1 MiB reads | ${V_PAIR_1M:-n/a} | $(spread "$P_PAIR_1M") | - |"
+		echo "| for reference, not the goal's measure: strict / pass-through in one boot (vmm-vtd-pair), 1 MiB reads | ${V_PAIR_1M:-n/a} | | $(spread "$P_PAIR_1M") | - |"
 	fi
 	echo
-	echo "Measured: the ratio of the medians over every good boot (the verdict's figure). Run by run:"
-	echo "the same ratio within each run (one boot of each configuration, back to back), which shows how"
-	echo "far this harness moves one run's figure."
+	echo "Measured: the ratio of the medians over every good boot. 90% interval: how far that ratio"
+	echo "moves with the boots this run happened to get (a bootstrap over boots: each configuration's"
+	echo "good boots drawn again with replacement, 2000 times). With at least 3 good boots of each"
+	echo "configuration the verdict goes by it: MET when all of it clears the goal, NOT MET when none"
+	echo "of it does, UNSETTLED when it spans the goal (this run cannot tell, whatever its median says);"
+	echo "with fewer, by the measured ratio alone. Run by run: the same ratio within each run (one boot"
+	echo "of each configuration, back to back), which shows how far this harness moves one run's figure."
 	if in_configs vmm-vtd-pair || [ "$PAIR_N" -gt 0 ]; then
 		echo "For reference: the DMA remapping's share of that cost, without the spread between boots: the"
 		echo "median of strict / pass-through over every pair of samples read back to back in one boot"
@@ -668,11 +735,13 @@ PER4K=$((K4 * REPS))
 cat <<EOF
 vtd_vs_qemu_4k_strict_ratio=${R_4K_STRICT:-n/a}
 vtd_vs_qemu_4k_strict_ratio_per_run=${P_4K_STRICT:-n/a}
+vtd_vs_qemu_4k_strict_ratio_ci90=$(ci_range "$CI_4K")
 vtd_vs_qemu_1m_strict_ratio=${R_1M_STRICT:-n/a}
 vtd_vs_qemu_4k_lazy_ratio=${R_4K_LAZY:-n/a}
 vtd_vs_qemu_1m_lazy_ratio=${R_1M_LAZY:-n/a}
 viommu_on_off_1m_ratio=${V_ONOFF_1M:-n/a}
 viommu_on_off_1m_ratio_per_run=${P_ONOFF_1M:-n/a}
+viommu_on_off_1m_ratio_ci90=$(ci_range "$CI_ONOFF")
 qemu_on_off_1m_ratio=${Q_ONOFF_1M:-n/a}
 vtd_vs_qemu_1m_scattered_strict_ratio=${R_1MX_STRICT:-n/a}
 viommu_on_off_1m_scattered_ratio=${V_ONOFF_1MX:-n/a}

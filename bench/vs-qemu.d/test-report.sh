@@ -2,8 +2,9 @@
 # bench_vs_qemu_report: the report of bench/vs-qemu from canned records:
 # medians (odd and even counts), min..max, the ratios and key=value lines of
 # issue 8, a verdict per goal on each side of its threshold, failed and
-# missing boots named in the report, the chart when gnuplot is there, and
-# vmm-vtd-pair's ratios of samples paired within one boot.
+# missing boots named in the report, the chart when gnuplot is there,
+# vmm-vtd-pair's ratios of samples paired within one boot, and the verdicts
+# by the 90% interval over boots (MET, NOT MET, UNSETTLED).
 #
 #   test-report.sh REPORT_SH WORK_DIR
 set -uo pipefail
@@ -77,8 +78,15 @@ want "$O" viommu_boot_s 9.00
 want "$O" qemu_boot_s 13.00
 want "$O" boots_failed 1
 want "$O" boots_missing 1
-grep -qx 'goal vtd_vs_qemu_4k_strict_ratio >= 2: MET' "$O" || fail "4K goal not MET: $(grep '^goal' "$O")"
-grep -qx 'goal viommu_on_off_1m_ratio >= 0.9: MET' "$O" || fail "on/off goal not MET: $(grep '^goal' "$O")"
+# 3 boots of each: the verdict goes by the 90% interval over boots, and the
+# medians 2.2..2.4 over 1.0..1.2 can give 1.83 to 2.40 (each extreme with
+# probability 7/27 per draw): 2.09 measured, but this run cannot tell.
+want "$O" vtd_vs_qemu_4k_strict_ratio_ci90 1.83..2.40
+grep -qx 'goal vtd_vs_qemu_4k_strict_ratio >= 2: UNSETTLED (its 90% interval 1.83..2.40 spans 2)' "$O" ||
+	fail "4K goal not UNSETTLED: $(grep '^goal' "$O")"
+# vmm-off has 2 good boots: by the medians alone, and it says so.
+grep -qx 'goal viommu_on_off_1m_ratio >= 0.9: MET (by the medians alone: fewer than 3 boots)' "$O" ||
+	fail "on/off goal not MET by the medians: $(grep '^goal' "$O")"
 R=$A/report.md
 [ -s "$R" ] || fail "no report.md"
 grep -qF '| 1 MiB reads, iommu.strict=1 (MB/s) | **22.0** (20.0..30.0) | **44.0** (44.0..44.0) | **45.0** (44.0..46.0) | **50.0** (48.0..52.0) n=2, 1 failed |' "$R" ||
@@ -93,7 +101,7 @@ grep -qF '| viommu-vmm VT-d, strict | 3100 | 550 | 3.00: 100 / 150 | 1.00: 40 / 
 ! grep -qF '| viommu-vmm, no IOMMU | ' <(sed -n '/^| 1 MiB reads | read/,/^$/p' "$R") || fail "an untraced configuration has a trace row"
 ! grep -qF 'This run recorded' "$R" || fail "an untraced run is called traced"
 grep -qF -- '- try 2, after 7 boots (status 125)' "$R" || fail "the L1 restart is not in the report"
-grep -qF '| viommu IOMMU on / off, 1 MiB strict reads >= 0.9 | 0.90 | 0.85..0.94 | MET |' "$R" ||
+grep -qF '| viommu IOMMU on / off, 1 MiB strict reads >= 0.9 | 0.90 | 0.85..0.96 | 0.85..0.94 | MET (by the medians alone: fewer than 3 boots) |' "$R" ||
 	fail "the on/off goal row is wrong: $(grep 'on / off, 1 MiB strict' "$R")"
 # No vmm-vtd-pair here: its figures are n/a, and the report has no section
 # or goal row for it.
@@ -126,8 +134,10 @@ O=$B/out
 want "$O" vtd_vs_qemu_4k_strict_ratio 2.00
 want "$O" viommu_on_off_1m_ratio 0.85
 want "$O" vtd_vs_qemu_4k_lazy_ratio n/a
-grep -qx 'goal vtd_vs_qemu_4k_strict_ratio >= 2: NOT MET' "$O" || fail "4K goal: $(grep '^goal' "$O")"
-grep -qx 'goal viommu_on_off_1m_ratio >= 0.9: NOT MET' "$O" || fail "on/off goal: $(grep '^goal' "$O")"
+grep -qx 'goal vtd_vs_qemu_4k_strict_ratio >= 2: NOT MET (by the medians alone: fewer than 3 boots)' "$O" ||
+	fail "4K goal: $(grep '^goal' "$O")"
+grep -qx 'goal viommu_on_off_1m_ratio >= 0.9: NOT MET (by the medians alone: fewer than 3 boots)' "$O" ||
+	fail "on/off goal: $(grep '^goal' "$O")"
 grep -qF '| 4 KiB reads, iommu.strict=0 (MB/s) | **1.50** (1.50..1.50) | (no IOMMU) | no data (1 failed) |' "$B/report.md" ||
 	fail "a configuration without data is not shown as such: $(grep '4 KiB reads, iommu.strict=0' "$B/report.md")"
 grep -qF 'run 1, vmm-vtd-lazy: timed out after 300 s' "$B/report.md" || fail "the timeout is not in the report"
@@ -190,7 +200,8 @@ want "$O" viommu_on_off_4k_ratio 0.80
 want "$O" boots_failed 1
 # The paired figure is for reference: no verdict of its own.
 [ "$(grep -c '^goal' "$O")" = 3 ] || fail "want the three goal lines, got: $(grep '^goal' "$O")"
-grep -qx 'goal viommu_on_off_1m_ratio >= 0.9: NOT MET' "$O" || fail "unpaired on/off goal: $(grep '^goal' "$O")"
+grep -qx 'goal viommu_on_off_1m_ratio >= 0.9: NOT MET (by the medians alone: fewer than 3 boots)' "$O" ||
+	fail "unpaired on/off goal: $(grep '^goal' "$O")"
 R=$F/report.md
 grep -qF '## DMA remapping on and off in one boot (vmm-vtd-pair)' "$R" || fail "no section for vmm-vtd-pair"
 grep -qF '| 1 MiB reads | **300.0** (270.0..320.0) n=2, 1 failed | **320.0** (300.0..320.0) n=2, 1 failed | **0.95** (0.90..1.00) | 0.97, 0.90 |' "$R" ||
@@ -199,7 +210,7 @@ grep -qF '| 4 KiB reads | **2.50** (2.00..3.30) n=2, 1 failed | **2.75** (2.50..
 	fail "the paired 4 KiB row is wrong: $(grep '^| 4 KiB reads |' "$R")"
 grep -qF '| 1 MiB reads, scattered buffer | **95.0** (90.0..100.0) n=2, 1 failed | **100.0** (100.0..200.0) n=2, 1 failed | **0.90** (0.50..1.00) | 0.80, 0.90 |' "$R" ||
 	fail "the paired scattered row is wrong: $(grep '^| 1 MiB reads, scattered buffer |' "$R")"
-grep -qF "| for reference, not the goal's measure: strict / pass-through in one boot (vmm-vtd-pair), 1 MiB reads | 0.95 | 0.90..0.97 | - |" "$R" ||
+grep -qF "| for reference, not the goal's measure: strict / pass-through in one boot (vmm-vtd-pair), 1 MiB reads | 0.95 | | 0.90..0.97 | - |" "$R" ||
 	fail "the paired reference row is wrong: $(grep 'strict / pass-through in one boot' "$R")"
 grep -qF '| viommu-vmm VT-d, strict + a pass-through disk (paired) | 9.0 / - | - | - (- / - / - / -) | - (-) | 1.0 (- / - / - / -) | 1564 | 1564 |' "$R" ||
 	fail "the pair's exits row is wrong: $(grep '^| viommu-vmm VT-d, strict + a pass-through disk (paired) | 9' "$R")"
@@ -223,6 +234,50 @@ echo "run=1 config=vmm-vtd-pair status=fail reason=timed out after 300 s" >"$G/r
 want "$G/out" viommu_strict_pt_1m_paired_ratio n/a
 want "$G/out" viommu_strict_pt_1m_paired_ratio_per_boot n/a
 ! grep -qF '## DMA remapping on and off in one boot' "$G/report.md" || fail "a section for a pair without good boots"
+
+# ---- 7: the verdict by the 90% interval over boots: MET, NOT MET, UNSETTLED --
+H=$WORK/h
+mkdir -p "$H"
+meta | sed 's/^runs=3/runs=5/; s/^configs=.*/configs=qemu-vtd-strict,vmm-vtd-strict,vmm-off/' >"$H/meta.txt"
+{
+	for r in 1 2 3 4 5; do
+		# 4 KiB: viommu 2.6..3.0 against QEMU 1.0..1.2 in every boot: even
+		# the worst draw (2.6 / 1.2 = 2.17) clears 2.
+		echo "run=$r config=qemu-vtd-strict status=ok boot_s=12 read1m_mbps=20 read4k_mbps=1.$((r % 3))"
+	done
+	# 1 MiB: viommu strict 90 in every boot; without an IOMMU 80..130, one
+	# boot in five each way: the median 100 gives 0.90 (MET by the medians),
+	# but draws with more of the fast boots give 0.75: UNSETTLED. Scattered:
+	# 10 against 100 in every boot: NOT MET, however drawn.
+	echo "run=1 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=90 read4k_mbps=2.6 read1mx_mbps=10"
+	echo "run=2 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=90 read4k_mbps=2.8 read1mx_mbps=10"
+	echo "run=3 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=90 read4k_mbps=3.0 read1mx_mbps=10"
+	echo "run=4 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=90 read4k_mbps=2.7 read1mx_mbps=10"
+	echo "run=5 config=vmm-vtd-strict status=ok boot_s=9 read1m_mbps=90 read4k_mbps=2.9 read1mx_mbps=10"
+	echo "run=1 config=vmm-off status=ok boot_s=8 read1m_mbps=80 read1mx_mbps=100"
+	echo "run=2 config=vmm-off status=ok boot_s=8 read1m_mbps=100 read1mx_mbps=100"
+	echo "run=3 config=vmm-off status=ok boot_s=8 read1m_mbps=100 read1mx_mbps=100"
+	echo "run=4 config=vmm-off status=ok boot_s=8 read1m_mbps=120 read1mx_mbps=100"
+	echo "run=5 config=vmm-off status=ok boot_s=8 read1m_mbps=130 read1mx_mbps=100"
+} >"$H/results.txt"
+"$REPORT" "$H" >"$H/out" || fail "report.sh exited with $? (case 7)"
+O=$H/out
+want "$O" viommu_on_off_1m_ratio 0.90
+grep -qx 'goal vtd_vs_qemu_4k_strict_ratio >= 2: MET' "$O" || fail "case 7, 4K goal: $(grep '^goal' "$O")"
+grep -Eqx 'goal viommu_on_off_1m_ratio >= 0.9: UNSETTLED \(its 90% interval 0\.[0-9]{2}\.\.[01]\.[0-9]{2} spans 0.9\)' "$O" ||
+	fail "case 7, on/off goal: $(grep '^goal' "$O")"
+grep -qx 'goal viommu_on_off_1m_scattered_ratio >= 0.9: NOT MET' "$O" || fail "case 7, scattered goal: $(grep '^goal' "$O")"
+ci=$(kv "$O" viommu_on_off_1m_ratio_ci90)
+awk -v c="$ci" 'BEGIN { split(c, p, /\.\./); exit !(p[1] + 0 < 0.9 && p[2] + 0 >= 0.9 && p[1] + 0 >= 0.69 && p[2] + 0 <= 1.13) }' ||
+	fail "case 7: the on/off interval $ci does not span 0.9 within what the boots allow (90/130 .. 90/80)"
+ci=$(kv "$O" vtd_vs_qemu_4k_strict_ratio_ci90)
+awk -v c="$ci" 'BEGIN { split(c, p, /\.\./); exit !(p[1] + 0 >= 2.17 && p[2] + 0 <= 3.0) }' ||
+	fail "case 7: the 4K interval $ci is outside what the boots allow (2.6/1.2 .. 3.0/1.0)"
+# The same records give the same interval.
+"$REPORT" "$H" >"$H/out2" || fail "report.sh exited with $? (case 7, again)"
+[ "$(grep ci90 "$H/out")" = "$(grep ci90 "$H/out2")" ] || fail "case 7: the interval changed between two reports of the same records"
+grep -qF '| viommu IOMMU on / off, 1 MiB strict reads >= 0.9 | 0.90 | '"$(kv "$O" viommu_on_off_1m_ratio_ci90)"' | 0.69..1.12 | UNSETTLED' "$H/report.md" ||
+	fail "case 7: the report's on/off row: $(grep 'on / off, 1 MiB strict' "$H/report.md")"
 
 # ---- 3: no results: an error, not an empty report -------------------------
 mkdir -p "$WORK/c"
