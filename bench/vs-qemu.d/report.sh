@@ -368,7 +368,8 @@ CI_PAIR_1M=$(paired_ci read1m_mbps read1m_off_mbps)
 
 # ---- the chart ----------------------------------------------------------------
 # Three panels (1 MiB reads, 4 KiB reads, boot time), bars per configuration
-# with min..max error bars; "?" leaves a bar out.
+# with min..max error bars; "?" leaves a bar out. Rows: strict, lazy, and
+# vmm-vtd-pair's two disks (strict and pass-through in one boot).
 dat_row() { # LABEL then CONFIG METRIC pairs
 	local label=$1 out cfg m
 	shift
@@ -389,8 +390,14 @@ for m in read1m_mbps read4k_mbps boot_s; do
 		echo "# workload  qemu-vtd(med min max)  qemu-off  vmm-vtd  vmm-off"
 		dat_row strict qemu-vtd-strict "$m" qemu-off "$m" vmm-vtd-strict "$m" vmm-off "$m"
 		dat_row lazy qemu-vtd-lazy "$m" - - vmm-vtd-lazy "$m" - -
+		# vmm-vtd-pair: its strict disk in the VT-d column, its
+		# pass-through disk beside it (same boot, same unit).
+		dat_row one-boot-strict/pt - - - - vmm-vtd-pair "$m" vmm-vtd-pair "${m%_mbps}_off_mbps"
 	} >"$OUT/chart-$m.dat"
 done
+# A panel without a single bar gets a fixed y range (autoscaling would have
+# nothing to go by, and gnuplot gives up on the whole chart).
+yrange_of() { if grep -v '^#' "$OUT/chart-$1.dat" | cut -d' ' -f2- | grep -q '[0-9]'; then echo '[0:*]'; else echo '[0:1]'; fi; }
 cat >"$OUT/chart.gp" <<EOF
 # gnuplot script written by bench/vs-qemu.d/report.sh
 set terminal pngcairo size 1500,520 font ",10" noenhanced
@@ -401,22 +408,27 @@ set style histogram errorbars gap 1 lw 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set grid ytics
-set yrange [0:*]
+# The three rows, whether or not each has a bar (a panel without any would
+# leave autoscaling nothing to go by).
+set xrange [-0.5:2.5]
 # Head room above the tallest bar for the key.
 set offsets 0, 0, graph 0.3, 0
 set key top right
 set multiplot layout 1,3 title "viommu-vmm vs QEMU 7.2 (nested, L2 Debian 6.1): median, bars min..max, $RUNS run(s)"
 set title "1 MiB O_DIRECT reads (MB/s, higher is better)"
+set yrange $(yrange_of read1m_mbps)
 plot "$OUT/chart-read1m_mbps.dat" using 2:3:4:xtic(1) title "QEMU intel-iommu" lc rgb "#c0504d", \
      '' using 5:6:7 title "QEMU no IOMMU" lc rgb "#e6b9b8", \
-     '' using 8:9:10 title "viommu-vmm VT-d" lc rgb "#4f81bd", \
-     '' using 11:12:13 title "viommu-vmm no IOMMU" lc rgb "#b9cde5"
+     '' using 8:9:10 title "viommu-vmm VT-d (one-boot: its strict disk)" lc rgb "#4f81bd", \
+     '' using 11:12:13 title "viommu-vmm no IOMMU (one-boot: its pass-through disk)" lc rgb "#b9cde5"
 set title "4 KiB O_DIRECT reads (MB/s, higher is better)"
+set yrange $(yrange_of read4k_mbps)
 plot "$OUT/chart-read4k_mbps.dat" using 2:3:4:xtic(1) notitle lc rgb "#c0504d", \
      '' using 5:6:7 notitle lc rgb "#e6b9b8", \
      '' using 8:9:10 notitle lc rgb "#4f81bd", \
      '' using 11:12:13 notitle lc rgb "#b9cde5"
 set title "boot to init (s, lower is better)"
+set yrange $(yrange_of boot_s)
 plot "$OUT/chart-boot_s.dat" using 2:3:4:xtic(1) notitle lc rgb "#c0504d", \
      '' using 5:6:7 notitle lc rgb "#e6b9b8", \
      '' using 8:9:10 notitle lc rgb "#4f81bd", \
@@ -424,7 +436,10 @@ plot "$OUT/chart-boot_s.dat" using 2:3:4:xtic(1) notitle lc rgb "#c0504d", \
 unset multiplot
 EOF
 CHART=""
-if command -v gnuplot >/dev/null 2>&1; then
+rm -f "$OUT/chart.png" # not one from an earlier report of other records
+if ! grep -hv '^#' "$OUT"/chart-*.dat | cut -d' ' -f2- | grep -q '[0-9]'; then
+	echo "report.sh: no figure to chart" >&2
+elif command -v gnuplot >/dev/null 2>&1; then
 	if gnuplot "$OUT/chart.gp" 2>"$OUT/chart.err" && [ -s "$OUT/chart.png" ]; then
 		CHART=chart.png
 		rm -f "$OUT/chart.err"

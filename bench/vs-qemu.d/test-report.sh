@@ -231,12 +231,20 @@ echo "run=1 config=vmm-vtd-pair status=ok boot_s=9 read1m_mbps=8996,8996,8996 re
 want "$G/out" viommu_strict_pt_1m_paired_ratio 0.90
 want "$G/out" viommu_strict_pt_1m_paired_ratio_per_boot 0.90
 want "$G/out" viommu_strict_pt_4k_paired_ratio n/a
+# A pair-only run still gets its chart (the 4 KiB panel empty).
+if command -v gnuplot >/dev/null 2>&1; then
+	[ "$(head -c 8 "$G/chart.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "case 6: no chart for a pair-only run"
+	want "$G/out" chart "$G/chart.png"
+fi
 # Its only boot failed: no figure.
 echo "run=1 config=vmm-vtd-pair status=fail reason=timed out after 300 s" >"$G/results.txt"
 "$REPORT" "$G" >"$G/out" || fail "report.sh exited with $? (case 6, failed)"
 want "$G/out" viommu_strict_pt_1m_paired_ratio n/a
 want "$G/out" viommu_strict_pt_1m_paired_ratio_per_boot n/a
 ! grep -qF '## DMA remapping on and off in one boot' "$G/report.md" || fail "a section for a pair without good boots"
+# Nothing to chart: no chart, not the last report's.
+want "$G/out" chart ""
+[ ! -e "$G/chart.png" ] || fail "case 6: a chart.png left from the earlier report of other records"
 
 # ---- 7: the verdict by the 90% interval over boots: MET, NOT MET, UNSETTLED --
 H=$WORK/h
