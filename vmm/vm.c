@@ -1152,7 +1152,7 @@ static int add_devices(struct vmm *vm)
 /* What a vCPU thread that has not stopped is doing, on one line. Only
  * what the thread published and /proc say: a vCPU ioctl would wait for
  * the thread's own KVM_RUN, and its locks may be held. */
-static void say_vcpu_stuck(struct vmm *vm, struct vcpu *c, unsigned secs)
+static void say_vcpu_stuck(struct vmm *vm, struct vcpu *c, unsigned secs, const char *then)
 {
 	uint32_t phase = __atomic_load_n(&c->phase, __ATOMIC_RELAXED);
 	int tid = __atomic_load_n(&c->tid, __ATOMIC_RELAXED);
@@ -1183,13 +1183,14 @@ static void say_vcpu_stuck(struct vmm *vm, struct vcpu *c, unsigned secs)
 	snprintf(why, sizeof(why), "%s", vm->exit_msg);
 	pthread_mutex_unlock(&vm->exit_lock);
 	vmm_log(vm, "vCPU %d has not stopped %u s after the VM's exit request (%s; thread %d, %llu exits): %s%s; "
-		    "kernel wait channel %s%s",
+		    "kernel wait channel %s%s%s",
 		c->id, secs, why, tid, (unsigned long long)__atomic_load_n(&c->exits, __ATOMIC_RELAXED),
 		phase == VCPU_PHASE_RUN	   ? "inside KVM_RUN, in the kernel"
 		: phase == VCPU_PHASE_EXIT ? "in user space, handling an exit"
 		: phase == VCPU_PHASE_DONE ? "returning"
 					   : "not started",
-		where, wchan, phase == VCPU_PHASE_RUN ? " (the kernel's KVM does not return: a host problem)" : "");
+		where, wchan, phase == VCPU_PHASE_RUN ? " (the kernel's KVM does not return: a host problem)" : "",
+		then);
 }
 
 /* Join a vCPU thread after the exit request. Kick it again every 100 ms
@@ -1197,7 +1198,7 @@ static void say_vcpu_stuck(struct vmm *vm, struct vcpu *c, unsigned secs)
  * harmless), and if it has not stopped after 5 s, say where it is, then
  * every minute. Never give up on the join: what comes after (the flush,
  * the teardown) is unsafe beside a live thread. A SIGINT or SIGTERM while
- * waiting ends the process at once, without the teardown. */
+ * waiting ends the process at once (status 3), without the teardown. */
 static void join_vcpu(struct vmm *vm, struct vcpu *c)
 {
 	struct timespec start;
@@ -1219,16 +1220,19 @@ static void join_vcpu(struct vmm *vm, struct vcpu *c)
 			return;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		unsigned secs = (unsigned)(((t.tv_sec - start.tv_sec) * 1000 + (t.tv_nsec - start.tv_nsec) / 1000000) / 1000);
-		if (secs >= next_say) {
-			say_vcpu_stuck(vm, c, secs);
-			next_say = secs + 60;
-		}
 		if (nr_signals != sig_seen) {
-			say_vcpu_stuck(vm, c, secs);
-			vmm_log(vm, "stopped by signal %d while vCPU %d would not stop: exiting without cleaning up",
-				(int)got_signal, c->id);
-			fflush(stdout);
-			_exit(vm->exit_code == VMM_EXIT_RUNNING ? VMM_EXIT_SIGNAL : vm->exit_code);
+			/* One line, then out: standard error may be what
+			 * blocks the vCPU, and a further signal interrupts
+			 * this write too. */
+			char then[96];
+			snprintf(then, sizeof(then), "; stopped by signal %d: exiting without cleaning up",
+				 (int)got_signal);
+			say_vcpu_stuck(vm, c, secs, then);
+			_exit(VMM_EXIT_SIGNAL);
+		}
+		if (secs >= next_say) {
+			say_vcpu_stuck(vm, c, secs, "");
+			next_say = secs + 60;
 		}
 	}
 }
