@@ -277,10 +277,12 @@ G_ONOFF_X=$(goal "$(ratio "$(med vmm-vtd-strict read1mx_mbps)" "$(med vmm-off re
 # pass-through domain of the same unit (OFF_KEY, vdb) back to back, so
 # on_i / off_i is free of the spread between boots that the ratio of
 # vmm-vtd-strict's and vmm-off's medians carries.
-# Prints "median min max n per_boot" of those ratios over every sample of
-# every good boot (unrounded; per_boot: each boot's median,
-# comma-separated in the order of results.txt, i.e. by run), or nothing when
-# there is no pair.
+# Prints "median min max n per_boot lo hi boots" of those ratios over every
+# sample of every good boot (unrounded; per_boot: each boot's median,
+# comma-separated in the order of results.txt, i.e. by run; lo..hi: their
+# 90% interval over boots, drawn as boot_ci draws them: boots again with
+# replacement, the median of their pooled ratios), or nothing when there
+# is no pair.
 paired() {
 	awk -v on="$1" -v off="$2" "$AWK_MEDIAN"'
 	{
@@ -297,63 +299,41 @@ paired() {
 		non = split(von, va, ",")
 		noff = split(voff, vb, ",")
 		nb = 0
+		l = ""
 		for (i = 1; i <= non && i <= noff; i++) {
 			if (vb[i] + 0 <= 0) continue
 			all[++n] = va[i] / vb[i]
 			rb[++nb] = va[i] / vb[i]
+			l = l (l == "" ? "" : ",") (va[i] / vb[i])
 		}
 		if (nb == 0) next
+		boot[++nboots] = l
 		sortn(rb, nb)
 		per = per (per == "" ? "" : ",") sprintf("%.2f", median_sorted(rb, nb))
 	}
 	END {
 		if (n == 0) exit
 		sortn(all, n)
-		printf "%.6f %.6f %.6f %d %s\n", median_sorted(all, n), all[1], all[n], n, per
-	}' "$RES"
-}
-# paired_ci ON_KEY OFF_KEY: boot_ci's line for the paired ratio: each good
-# vmm-vtd-pair boot's sample ratios on_i / off_i, boots drawn again with
-# replacement (2000 draws, fixed seed), the median of the pooled ratios.
-# "NB NB LO HI", or nothing without a pair.
-paired_ci() {
-	awk -v on="$1" -v off="$2" "$AWK_MEDIAN"'
-	{
-		c = ""; s = ""; von = ""; voff = ""
-		for (i = 1; i <= NF; i++) {
-			if ($i ~ /^reason=/) break
-			if ($i ~ /^config=/) c = substr($i, 8)
-			else if ($i ~ /^status=/) s = substr($i, 8)
-			else if (index($i, on "=") == 1) von = substr($i, length(on) + 2)
-			else if (index($i, off "=") == 1) voff = substr($i, length(off) + 2)
-		}
-		if (c != "vmm-vtd-pair" || s != "ok" || von == "" || voff == "") next
-		non = split(von, va, ",")
-		noff = split(voff, vb, ",")
-		l = ""
-		for (i = 1; i <= non && i <= noff; i++)
-			if (vb[i] + 0 > 0) l = l (l == "" ? "" : ",") (va[i] / vb[i])
-		if (l != "") boot[++nb] = l
-	}
-	END {
-		if (nb < 1) exit
+		# The 90% interval over boots, drawn as boot_ci draws them.
 		srand(8)
 		R = 2000
 		for (r = 1; r <= R; r++) {
 			cnt = 0
 			delete v
-			for (i = 1; i <= nb; i++) {
-				k = split(boot[int(rand() * nb) + 1], t, ",")
+			for (i = 1; i <= nboots; i++) {
+				k = split(boot[int(rand() * nboots) + 1], t, ",")
 				for (x = 1; x <= k; x++) v[++cnt] = t[x] + 0
 			}
 			sortn(v, cnt)
 			q[r] = median_sorted(v, cnt)
 		}
 		sortn(q, R)
-		printf "%d %d %.6f %.6f\n", nb, nb, q[int(R * 0.05) + 1], q[int(R * 0.95)]
+		printf "%.6f %.6f %.6f %d %s %.6f %.6f %d\n", median_sorted(all, n), all[1], all[n], n, per,
+			q[int(R * 0.05) + 1], q[int(R * 0.95)], nboots
 	}' "$RES"
 }
-# pf PAIRED FIELD: one field of paired's line (1 median .. 5 per_boot).
+# pf PAIRED FIELD: one field of paired's line (1 median .. 5 per_boot, 6 lo,
+# 7 hi, 8 boots).
 pf() { [ -z "$1" ] || awk -v f="$2" '{ print $f }' <<<"$1"; }
 PAIR_1M=$(paired read1m_mbps read1m_off_mbps)
 PAIR_4K=$(paired read4k_mbps read4k_off_mbps)
@@ -364,7 +344,8 @@ V_PAIR_1M=$(fmt 2 "$(pf "$PAIR_1M" 1)")
 V_PAIR_4K=$(fmt 2 "$(pf "$PAIR_4K" 1)")
 V_PAIR_1MX=$(fmt 2 "$(pf "$PAIR_1MX" 1)")
 P_PAIR_1M=$(pf "$PAIR_1M" 5)
-CI_PAIR_1M=$(paired_ci read1m_mbps read1m_off_mbps)
+# As boot_ci prints it: "NB NB LO HI".
+CI_PAIR_1M=$([ -z "$PAIR_1M" ] || awk '{ print $8, $8, $6, $7 }' <<<"$PAIR_1M")
 
 # ---- the chart ----------------------------------------------------------------
 # Three panels (1 MiB reads, 4 KiB reads, boot time), bars per configuration

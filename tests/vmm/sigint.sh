@@ -14,39 +14,13 @@
 #
 # Exit status: 0 pass, 77 skip (no usable /dev/kvm), 1 fail.
 set -uo pipefail
-VMM=${1:?usage: sigint.sh VIOMMU_VMM TINY_SPIN_BIN}
-SPIN=${2:?usage: sigint.sh VIOMMU_VMM TINY_SPIN_BIN}
-
-if [ ! -c /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "SKIPPED: /dev/kvm is not available for writing"
-	exit 77
-fi
-[ -x "$VMM" ] || { echo "FAIL: $VMM is not executable"; exit 1; }
-[ -f "$SPIN" ] || { echo "FAIL: no $SPIN (build the tiny_spin target)"; exit 1; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmm-sigint.XXXXXX") || exit 1
-# A private copy of the kernel: its path finds any process of ours left over.
-KERNEL=$WORK/tiny-spin-$$.bin
-cp "$SPIN" "$KERNEL" || exit 1
-PID=""
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-		kill -KILL "$PID" 2>/dev/null
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=tests/vmm/spin-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/spin-lib.sh"
+spin_setup sigint "${1:?usage: sigint.sh VIOMMU_VMM TINY_SPIN_BIN}" "${2:?usage: sigint.sh VIOMMU_VMM TINY_SPIN_BIN}"
 
 # Job control: each background job gets a process group of its own, and
 # SIGINT is not ignored in it, as for a command started from a terminal.
 set -m
-
-now_ms() {
-	local t
-	t=$(date +%s%N)
-	echo $((t / 1000000))
-}
 
 fail=0
 # run_case NAME SIGNAL SIGNUM CPUS MODE
@@ -90,22 +64,10 @@ run_case() {
 	local t0 t1 rc
 	t0=$(now_ms)
 	kill "-$sig" -- "-$PID"
-	# Poll until it is gone or a zombie (not yet reaped: kill -0 still
-	# succeeds then); a VMM that ignores the signal is killed after 10 s.
-	local state deadline=$((t0 + 10000)) killed=0
-	while :; do
-		state=$(sed -E 's/^[0-9]+ \(.*\) (.).*/\1/' "/proc/$PID/stat" 2>/dev/null)
-		if [ -z "$state" ] || [ "$state" = Z ]; then
-			break
-		fi
-		if [ "$(now_ms)" -ge "$deadline" ]; then
-			kill -KILL "$PID" 2>/dev/null
-			killed=1
-			break
-		fi
-		sleep 0.01
-	done
-	t1=$(now_ms)
+	# A VMM that ignores the signal is killed after 10 s.
+	local killed=0
+	wait_gone "$PID" 10000 || killed=1
+	t1=$GONE_MS
 	wait "$PID"
 	rc=$?
 	local ms=$((t1 - t0))
@@ -131,14 +93,12 @@ run_case() {
 		ok=0
 	fi
 	# Nothing running the private kernel copy (no stray child, no VMM).
-	local p
-	for p in /proc/[0-9]*; do
-		[ -r "$p/cmdline" ] || continue
-		if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$KERNEL"; then
-			echo "FAIL [$name]: a process is left over: ${p#/proc/} $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
-			ok=0
-		fi
-	done
+	local left
+	left=$(left_over)
+	if [ -n "$left" ]; then
+		echo "FAIL [$name]: a process is left over: $left"
+		ok=0
+	fi
 	if [ "$ok" = 1 ]; then
 		echo "ok [$name]: SIG$sig to a $mode guest with $cpus vCPU(s) ($threads threads): status 3 in $ms ms;" \
 			"$(grep -m1 'stopped by signal' "$err")"

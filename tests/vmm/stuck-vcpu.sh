@@ -16,40 +16,16 @@
 #
 # Exit status: 0 pass, 77 skip (no usable /dev/kvm), 1 fail.
 set -uo pipefail
-VMM=${1:?usage: stuck-vcpu.sh VIOMMU_VMM TINY_SPIN_BIN}
-SPIN=${2:?usage: stuck-vcpu.sh VIOMMU_VMM TINY_SPIN_BIN}
-
-if [ ! -c /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "SKIPPED: /dev/kvm is not available for writing"
-	exit 77
-fi
-[ -x "$VMM" ] || { echo "FAIL: $VMM is not executable"; exit 1; }
-[ -f "$SPIN" ] || { echo "FAIL: no $SPIN (build the tiny_spin target)"; exit 1; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmm-stuck.XXXXXX") || exit 1
-KERNEL=$WORK/tiny-spin-$$.bin
-cp "$SPIN" "$KERNEL" || exit 1
-PID=""
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-		kill -KILL "$PID" 2>/dev/null
-	fi
-	exec 3>&- 2>/dev/null
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=tests/vmm/spin-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/spin-lib.sh"
+spin_setup stuck "${1:?usage: stuck-vcpu.sh VIOMMU_VMM TINY_SPIN_BIN}" "${2:?usage: stuck-vcpu.sh VIOMMU_VMM TINY_SPIN_BIN}"
+# shellcheck disable=SC2317 # called by spin_cleanup
+spin_cleanup_hook() { exec 3>&- 2>/dev/null; }
 
 fail() {
 	echo "FAIL: $*"
 	sed 's/^/  | /' "$ERR" 2>/dev/null
 	exit 1
-}
-
-now_ms() {
-	local t
-	t=$(date +%s%N)
-	echo $((t / 1000000))
 }
 
 # The pipe: held open for reading and writing on fd 3 (so that opening it
@@ -104,28 +80,15 @@ echo "ok: after $((t1 - t0)) ms: $line"
 
 t0=$(now_ms)
 kill -TERM "$PID"
-deadline=$((t0 + 10000))
-while :; do
-	state=$(sed -E 's/^[0-9]+ \(.*\) (.).*/\1/' "/proc/$PID/stat" 2>/dev/null)
-	[ -z "$state" ] || [ "$state" = Z ] && break
-	if [ "$(now_ms)" -ge "$deadline" ]; then
-		kill -KILL "$PID" 2>/dev/null
-		fail "still running 10 s after the second SIGTERM; killed"
-	fi
-	sleep 0.01
-done
-t1=$(now_ms)
+wait_gone "$PID" 10000 || fail "still running 10 s after the second SIGTERM; killed"
+t1=$GONE_MS
 wait "$PID"
 rc=$?
 PID=""
 [ "$rc" -eq 3 ] || fail "exit status $rc after the second SIGTERM, expected 3"
 [ $((t1 - t0)) -le 2000 ] || fail "took $((t1 - t0)) ms to end after the second SIGTERM"
 grep -q "exiting without cleaning up" "$ERR" || fail "no 'exiting without cleaning up' on standard error"
-for p in /proc/[0-9]*; do
-	[ -r "$p/cmdline" ] || continue
-	if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$KERNEL"; then
-		fail "a process is left over: ${p#/proc/}"
-	fi
-done
+left=$(left_over)
+[ -z "$left" ] || fail "a process is left over: $left"
 echo "ok: the second SIGTERM ended it in $((t1 - t0)) ms, status 3: $(grep -m1 'exiting without' "$ERR")"
 echo PASS
