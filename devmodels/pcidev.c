@@ -350,10 +350,8 @@ void pcidev_logf(struct pcidev *dev, const char *fmt, ...)
 		size_t l = strlen(msg);
 		snprintf(msg + l, sizeof(msg) - l, " (further messages suppressed until reset)");
 	}
-	pthread_mutex_unlock(&dev->lock);
-	/* Outside the device lock: a slow log (a terminal nobody reads) must
-	 * not hold up the device's other users. */
 	dev->host.log(dev->host.ctx, dev, msg);
+	pthread_mutex_unlock(&dev->lock);
 }
 
 /* Drive the INTx line from the device's state. PCI 3.0, 6.2.2: the line is

@@ -27,15 +27,54 @@
 
 #include <viommu/faultlog.h>
 
+/* One line to standard error in one write(2), without stdio: lines from
+ * several threads do not interleave, and a thread that blocks writing
+ * (standard error a full pipe) holds no stdio lock that another thread,
+ * such as the main thread giving up on a stuck vCPU, would wait for. A
+ * write that a signal interrupts before any byte went is not retried when
+ * once is set (the way out of a blocked write); otherwise partial writes
+ * and interrupted ones go on. */
+static int write_line(const char *prefix, const char *fmt, va_list ap, int once)
+{
+	char buf[1024];
+	int n = snprintf(buf, sizeof(buf), "%s", prefix);
+	int m = vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+	if (len > sizeof(buf) - 2)
+		len = sizeof(buf) - 2;
+	if (len == 0 || buf[len - 1] != '\n')
+		buf[len++] = '\n';
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = write(STDERR_FILENO, buf + done, len - done);
+		if (w < 0 && errno == EINTR && !once)
+			continue;
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	return done == len ? 0 : -1;
+}
+
 void vmm_log(struct vmm *vm, const char *fmt, ...)
 {
 	(void)vm;
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "viommu-vmm: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	write_line("viommu-vmm: ", fmt, ap, 0);
 	va_end(ap);
+}
+
+/* vmm_log's line, but a signal that interrupts the write ends it: for the
+ * reports about a stuck vCPU, which must not leave the main thread blocked
+ * on standard error. 0 when the whole line went out. */
+static int vmm_log_once(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = write_line("viommu-vmm: ", fmt, ap, 1);
+	va_end(ap);
+	return r;
 }
 
 void vmm_request_exit(struct vmm *vm, int code, const char *fmt, ...)
@@ -353,7 +392,8 @@ static void *vcpu_thread(void *arg)
 		}
 		__atomic_store_n(&c->phase, VCPU_PHASE_RUN, __ATOMIC_RELAXED);
 		int r = ioctl(c->fd, KVM_RUN, 0);
-		__atomic_store_n(&c->phase, VCPU_PHASE_EXIT, __ATOMIC_RELAXED);
+		/* An interrupted KVM_RUN leaves run->exit_reason as it was. */
+		__atomic_store_n(&c->phase, r < 0 ? VCPU_PHASE_USER : VCPU_PHASE_EXIT, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->exits, c->exits + 1, __ATOMIC_RELAXED);
 		struct io_range hit = { 0 };
 		const char *kind = NULL;
@@ -363,7 +403,7 @@ static void *vcpu_thread(void *arg)
 		}
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				c->run->immediate_exit = 0;
+				__atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_RELAXED);
 				if (prof)
 					prof_add(c, "signal", 0, now_ns() - t_exit);
 				continue;
@@ -559,9 +599,9 @@ static int memory_setup(struct vmm *vm)
 
 static void iommu_log(void *ctx, enum viommu_log_level lvl, const char *msg)
 {
-	(void)ctx;
+	struct vmm *vm = ctx;
 	if (lvl <= VIOMMU_LOG_WARN)
-		fprintf(stderr, "viommu: %s\n", msg);
+		vmm_log(vm, "viommu: %s", msg);
 }
 
 static int iommu_msi(void *ctx, uint64_t addr, uint32_t data, struct viommu_rid rid)
@@ -598,9 +638,9 @@ static unsigned fault_lines_roll(struct vmm *vm, int64_t now)
 static void fault_lines_say_left_out(unsigned n)
 {
 	if (n)
-		fprintf(stderr,
-			"viommu-vmm: %u more faults in that second not printed (at most %u lines a second; "
-			"every fault is counted in --stats and goes to viommu-ctl's fault stream)\n",
+		vmm_log(NULL,
+			"%u more faults in that second not printed (at most %u lines a second; every fault "
+			"is counted in --stats and goes to viommu-ctl's fault stream)",
 			n, VMM_FAULT_LINES);
 }
 
@@ -638,7 +678,7 @@ static void iommu_fault(void *ctx, const struct viommu_fault_record *rec)
 	if (print) {
 		char line[512];
 		viommu_fault_record_json(rec, line, sizeof(line));
-		fprintf(stderr, "viommu-vmm: fault %s", line);
+		vmm_log(vm, "fault %s", line);
 	}
 }
 
@@ -998,12 +1038,14 @@ static int iommu_setup(struct vmm *vm)
 	return vmm_add_mmio(vm, &vtd_regs);
 }
 
-static volatile sig_atomic_t got_signal, nr_signals;
+/* Set by the handler on whichever thread takes the signal (atomics on a
+ * lock-free int are async-signal-safe). */
+static int got_signal, nr_signals;
 
 static void on_signal(int sig)
 {
-	got_signal = sig;
-	nr_signals++;
+	__atomic_store_n(&got_signal, sig, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&nr_signals, 1, __ATOMIC_RELAXED);
 }
 
 static void on_kick(int sig)
@@ -1152,7 +1194,7 @@ static int add_devices(struct vmm *vm)
 /* What a vCPU thread that has not stopped is doing, on one line. Only
  * what the thread published and /proc say: a vCPU ioctl would wait for
  * the thread's own KVM_RUN, and its locks may be held. */
-static void say_vcpu_stuck(struct vmm *vm, struct vcpu *c, unsigned secs, const char *then)
+static int say_vcpu_stuck(struct vmm *vm, struct vcpu *c, unsigned secs, const char *then)
 {
 	uint32_t phase = __atomic_load_n(&c->phase, __ATOMIC_RELAXED);
 	int tid = __atomic_load_n(&c->tid, __ATOMIC_RELAXED);
@@ -1182,11 +1224,12 @@ static void say_vcpu_stuck(struct vmm *vm, struct vcpu *c, unsigned secs, const 
 	pthread_mutex_lock(&vm->exit_lock);
 	snprintf(why, sizeof(why), "%s", vm->exit_msg);
 	pthread_mutex_unlock(&vm->exit_lock);
-	vmm_log(vm, "vCPU %d has not stopped %u s after the VM's exit request (%s; thread %d, %llu exits): %s%s; "
-		    "kernel wait channel %s%s%s",
+	return vmm_log_once("vCPU %d has not stopped %u s after the VM's exit request (%s; thread %d, %llu exits): "
+			    "%s%s; kernel wait channel %s%s%s",
 		c->id, secs, why, tid, (unsigned long long)__atomic_load_n(&c->exits, __ATOMIC_RELAXED),
 		phase == VCPU_PHASE_RUN	   ? "inside KVM_RUN, in the kernel"
 		: phase == VCPU_PHASE_EXIT ? "in user space, handling an exit"
+		: phase == VCPU_PHASE_USER ? "in user space, between exits"
 		: phase == VCPU_PHASE_DONE ? "returning"
 					   : "not started",
 		where, wchan, phase == VCPU_PHASE_RUN ? " (the kernel's KVM does not return: a host problem)" : "",
@@ -1204,7 +1247,8 @@ static void join_vcpu(struct vmm *vm, struct vcpu *c)
 	struct timespec start;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	unsigned next_say = 5;
-	int sig_seen = nr_signals;
+	int said = -1; /* the last report: 0 went out whole, -1 did not */
+	int sig_seen = __atomic_load_n(&nr_signals, __ATOMIC_RELAXED);
 	for (;;) {
 		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_RELEASE);
 		pthread_kill(c->thread, SIGUSR1);
@@ -1220,18 +1264,22 @@ static void join_vcpu(struct vmm *vm, struct vcpu *c)
 			return;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		unsigned secs = (unsigned)(((t.tv_sec - start.tv_sec) * 1000 + (t.tv_nsec - start.tv_nsec) / 1000000) / 1000);
-		if (nr_signals != sig_seen) {
+		/* After the report, a further signal is the way out. */
+		if (next_say > 5 && __atomic_load_n(&nr_signals, __ATOMIC_RELAXED) != sig_seen) {
 			/* One line, then out: standard error may be what
 			 * blocks the vCPU, and a further signal interrupts
-			 * this write too. */
+			 * this write too (it is made once). */
 			char then[96];
 			snprintf(then, sizeof(then), "; stopped by signal %d: exiting without cleaning up",
-				 (int)got_signal);
-			say_vcpu_stuck(vm, c, secs, then);
+				 __atomic_load_n(&got_signal, __ATOMIC_RELAXED));
+			/* Not when the report could not be written: standard
+			 * error blocks, and this line would block too. */
+			if (said == 0)
+				say_vcpu_stuck(vm, c, secs, then);
 			_exit(VMM_EXIT_SIGNAL);
 		}
 		if (secs >= next_say) {
-			say_vcpu_stuck(vm, c, secs, "");
+			said = say_vcpu_stuck(vm, c, secs, "");
 			next_say = secs + 60;
 		}
 	}
@@ -1337,25 +1385,34 @@ int vmm_run(struct vmm *vm)
 		__atomic_store_n(&vm->control, ctl, __ATOMIC_RELEASE);
 	}
 
-	/* Signals: SIGINT/SIGTERM stop the VM cleanly; SIGUSR1 kicks vCPUs.
-	 * Block both here; vCPU threads unblock SIGUSR1, this thread waits. */
+	/* Signals: SIGINT/SIGTERM stop the VM cleanly, and are taken by this
+	 * thread only (the threads started below inherit them blocked), so
+	 * that one interrupts what this thread waits in, such as a write to
+	 * a standard error nobody reads; SIGUSR1 kicks vCPUs: blocked here,
+	 * vCPU threads unblock it. */
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	struct sigaction sk = { .sa_handler = on_kick };
 	sigaction(SIGUSR1, &sk, NULL);
-	sigset_t block;
+	sigset_t block, stop;
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
 	if (iothread_start(vm->io)) {
+		pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
 		vmm_log(vm, "cannot start the I/O thread");
 		return VMM_EXIT_ERROR;
 	}
 	if (vm->vtd && vm->opts.vtd_iq_thread) {
 		r = vtd_fastpath_setup(vm);
 		if (r) {
+			pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
 			vmm_log(vm, "vtd: invalidation queue thread: %s", strerror(-r));
 			return VMM_EXIT_ERROR;
 		}
@@ -1366,9 +1423,11 @@ int vmm_run(struct vmm *vm)
 			break;
 		}
 	}
+	pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
 	while (!vmm_exiting(vm)) {
-		if (got_signal) {
-			vmm_request_exit(vm, VMM_EXIT_SIGNAL, "stopped by signal %d", (int)got_signal);
+		int sig = __atomic_load_n(&got_signal, __ATOMIC_RELAXED);
+		if (sig) {
+			vmm_request_exit(vm, VMM_EXIT_SIGNAL, "stopped by signal %d", sig);
 			break;
 		}
 		serial_poll_input(vm->serial);

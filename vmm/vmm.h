@@ -111,6 +111,7 @@ enum vcpu_phase {
 	VCPU_PHASE_NONE,   /* not started */
 	VCPU_PHASE_RUN,    /* inside KVM_RUN (the guest, or L0's/the kernel's exit handling) */
 	VCPU_PHASE_EXIT,   /* handling an exit in user space (run->exit_reason) */
+	VCPU_PHASE_USER,   /* in user space after an interrupted KVM_RUN */
 	VCPU_PHASE_DONE,   /* the thread is returning */
 };
 

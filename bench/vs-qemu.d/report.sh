@@ -213,10 +213,12 @@ boot_ci() {
 		for (i = 1; i <= n; i++) {
 			j = int(rand() * n) + 1
 			k = split(s[j], t, ",")
-			for (x = 1; x <= k; x++) v[++cnt] = t[x] + 0
+			# As the statistics above: samples that are not numbers are skipped.
+			for (x = 1; x <= k; x++)
+				if (t[x] ~ /^-?[0-9]+(\.[0-9]+)?$/) v[++cnt] = t[x] + 0
 		}
 		sortn(v, cnt)
-		return median_sorted(v, cnt)
+		return cnt ? median_sorted(v, cnt) : 0
 	}
 	/ status=ok / {
 		c = ""; val = ""

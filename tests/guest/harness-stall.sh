@@ -68,7 +68,7 @@ cat "$WORK/err4" >&2
 grep -q "L1's kernel reports a soft lockup (watchdog: BUG: soft lockup - CPU#1 stuck for 23s" "$WORK/err4" ||
 	fail "no 'reports a soft lockup' message quoting it"
 grep -qx TERM "$P" || fail "the command was not sent SIGTERM after the soft lockup"
-[ "$t" -lt 120 ] || fail "L1 ran $t s after a soft lockup"
+[ "$t" -lt 200 ] || fail "L1 ran $t s after a soft lockup"
 
 # A command that writes every 3 s for 18 s: never stalled.
 rm -f "$P"

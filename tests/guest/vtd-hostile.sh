@@ -40,19 +40,21 @@ guest_prepare "vtd-hostile" "$IMG" "$WORK"
 	--test "$ROOT/tests/guest/vtd-hostile-guest.sh" --workdir "$WORK" --timeout 240 \
 	--append "quiet intel_iommu=off intremap=off iomem=relaxed memmap=1M\$$BASE vm.hostile_base=$BASE" \
 	-- "$VMM" --memory 256 --cpus 1 --edu --serial stdio --iommu vtd --stats \
-	2> >(tee "$WORK/stderr.log" >&2)
+	2>"$WORK/stderr.log"
 rc=$?
+cat "$WORK/stderr.log" >&2
 [ "$rc" -eq 0 ] || fail "scripts/guest-run failed with status $rc"
-# The VMM's fault lines (standard error): at most 20 a second, and every
-# fault either printed or counted as left out; the guest's burst makes more
-# than 20 in a second, so some are left out.
+# The VMM's fault lines (standard error): every fault either printed or
+# counted in a "not printed" line, and the guest's burst (more than 20 faults
+# a second) has some left out, so the limit took effect.
 ERRLOG=$WORK/stderr.log
 total=$(tr -d '\r' <"$ERRLOG" | sed -n 's/^viommu-vmm: iommu translations=.* faults=\([0-9]*\) .*/\1/p' | tail -1)
 printed=$(tr -d '\r' <"$ERRLOG" | grep -c '^viommu-vmm: fault {')
 left=$(tr -d '\r' <"$ERRLOG" | sed -n 's/^viommu-vmm: \([0-9]*\) more faults in that second not printed.*/\1/p' |
 	awk '{ n += $1 } END { print n + 0 }')
 [ -n "$total" ] || fail "no 'faults=' count from --stats on the VMM's standard error ($ERRLOG)"
-[ "$total" -ge 120 ] || fail "the VMM counted $total faults; the guest made more than 120"
+# (a) 1, (b) 8 + 2 with 8 recording registers, the burst 120, and more after.
+[ "$total" -ge 130 ] || fail "the VMM counted $total faults; the guest made at least 130"
 [ "$left" -gt 0 ] || fail "no fault line was left out ($printed printed of $total): the burst did not reach 20 a second?"
 [ $((printed + left)) -eq "$total" ] ||
 	fail "$printed fault lines printed and $left left out, but the VMM counted $total faults"

@@ -10,7 +10,10 @@
 #     thread and its kernel wait channel; and it is still running (the
 #     teardown is unsafe beside a live vCPU thread);
 #   - a second SIGTERM ends it within 2 s, status 3, saying it exits
-#     without cleaning up; nothing is left running.
+#     without cleaning up; nothing is left running;
+#   - and the same with its standard error on the full pipe too: the report
+#     cannot be written (7 s after SIGTERM the main thread is blocked writing
+#     it, beside the vCPU), and the second SIGTERM still ends it within 2 s.
 #
 #   tests/vmm/stuck-vcpu.sh VIOMMU_VMM TINY_SPIN_BIN
 #
@@ -20,7 +23,7 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/spin-lib.sh"
 spin_setup stuck "${1:?usage: stuck-vcpu.sh VIOMMU_VMM TINY_SPIN_BIN}" "${2:?usage: stuck-vcpu.sh VIOMMU_VMM TINY_SPIN_BIN}"
 # shellcheck disable=SC2317 # called by spin_cleanup
-spin_cleanup_hook() { exec 3>&- 2>/dev/null; }
+spin_cleanup_hook() { exec 3>&-; }
 
 fail() {
 	echo "FAIL: $*"
@@ -37,25 +40,33 @@ exec 3<>"$FIFO"
 timeout 2 dd if=/dev/zero of="$FIFO" bs=4096 count=1024 status=none
 [ $? -eq 124 ] || fail "could not fill the pipe (dd did not block)"
 
-"$VMM" --kernel "$KERNEL" --append "busy spin test" --memory 64 --cpus 1 \
-	</dev/null >"$FIFO" 2>"$ERR" 3>&- &
-PID=$!
-
-# The vCPU's first line blocks it in write(2) on the full pipe.
-i=0
-while :; do
-	kill -0 "$PID" 2>/dev/null || fail "the VMM exited on its own (status: $(wait "$PID"; echo $?))"
-	blocked=0
-	for t in "/proc/$PID/task"/*; do
-		# pipe_write, or anon_pipe_write on newer kernels
-		case "$(cat "$t/wchan" 2>/dev/null)" in *pipe_write) blocked=1 ;; esac
+# start_blocked ERR_TO: the VMM on the tiny guest, its console on the full
+# pipe and its standard error to ERR_TO; returns once one of its threads is
+# blocked writing to the pipe (the vCPU, at the guest's first line).
+start_blocked() {
+	"$VMM" --kernel "$KERNEL" --append "busy spin test" --memory 64 --cpus 1 \
+		</dev/null >"$FIFO" 2>"$1" 3>&- &
+	PID=$!
+	local i=0
+	while [ "$(in_pipe_write)" -eq 0 ]; do
+		kill -0 "$PID" 2>/dev/null || fail "the VMM exited on its own (status: $(wait "$PID"; echo $?))"
+		[ "$i" -lt 300 ] || fail "no thread of the VMM blocked writing to the full pipe within 30 s"
+		sleep 0.1
+		i=$((i + 1))
 	done
-	[ "$blocked" = 1 ] && break
-	[ "$i" -lt 300 ] || fail "no thread of the VMM blocked writing to the full pipe within 30 s"
-	sleep 0.1
-	i=$((i + 1))
-done
+}
+# in_pipe_write: how many of the VMM's threads are blocked writing to a pipe
+# (pipe_write, or anon_pipe_write on newer kernels).
+in_pipe_write() {
+	local t n=0
+	for t in "/proc/$PID/task"/*; do
+		case "$(cat "$t/wchan" 2>/dev/null)" in *pipe_write) n=$((n + 1)) ;; esac
+	done
+	echo "$n"
+}
 
+# ---- 1: standard error to a file: the report, then the way out --------------
+start_blocked "$ERR"
 t0=$(now_ms)
 kill -TERM "$PID"
 i=0
@@ -91,4 +102,25 @@ grep -q "exiting without cleaning up" "$ERR" || fail "no 'exiting without cleani
 left=$(left_over)
 [ -z "$left" ] || fail "a process is left over: $left"
 echo "ok: the second SIGTERM ended it in $((t1 - t0)) ms, status 3: $(grep -m1 'exiting without' "$ERR")"
+
+# ---- 2: standard error blocked too: the report cannot go out, and the second
+# signal still ends the VMM (it does not wait on standard error again) --------
+start_blocked "$FIFO"
+kill -TERM "$PID"
+sleep 7
+kill -0 "$PID" 2>/dev/null || fail "[stderr blocked] the VMM exited after one SIGTERM with its vCPU blocked"
+n=$(in_pipe_write)
+[ "$n" -ge 2 ] || fail "[stderr blocked] $n thread(s) in a pipe write 7 s after SIGTERM; want the vCPU and the main thread's report"
+t0=$(now_ms)
+kill -TERM "$PID"
+wait_gone "$PID" 10000 || fail "[stderr blocked] still running 10 s after the second SIGTERM; killed"
+t1=$GONE_MS
+wait "$PID"
+rc=$?
+PID=""
+[ "$rc" -eq 3 ] || fail "[stderr blocked] exit status $rc after the second SIGTERM, expected 3"
+[ $((t1 - t0)) -le 2000 ] || fail "[stderr blocked] took $((t1 - t0)) ms to end after the second SIGTERM"
+left=$(left_over)
+[ -z "$left" ] || fail "[stderr blocked] a process is left over: $left"
+echo "ok: with standard error blocked as well, the second SIGTERM ended it in $((t1 - t0)) ms, status 3"
 echo PASS
