@@ -34,7 +34,8 @@
  * write that a signal interrupts before any byte went is not retried when
  * once is set (the way out of a blocked write); otherwise partial writes
  * and interrupted ones go on. */
-static int write_line(const char *prefix, const char *fmt, va_list ap, int once)
+__attribute__((format(printf, 2, 0))) static int write_line(const char *prefix, const char *fmt, va_list ap,
+								int once)
 {
 	char buf[1024];
 	int n = snprintf(buf, sizeof(buf), "%s", prefix);
@@ -68,7 +69,7 @@ void vmm_log(struct vmm *vm, const char *fmt, ...)
 /* vmm_log's line, but a signal that interrupts the write ends it: for the
  * reports about a stuck vCPU, which must not leave the main thread blocked
  * on standard error. 0 when the whole line went out. */
-static int vmm_log_once(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int vmm_log_once(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
