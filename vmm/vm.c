@@ -1245,26 +1245,18 @@ static int say_vcpu_stuck(struct vmm *vm, struct vcpu *c, unsigned secs, const c
  * waiting ends the process at once (status 3), without the teardown. */
 static void join_vcpu(struct vmm *vm, struct vcpu *c)
 {
-	struct timespec start;
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	const uint64_t start = now_ns();
 	unsigned next_say = 5;
 	int said = -1; /* the last report: 0 went out whole, -1 did not */
 	int sig_seen = __atomic_load_n(&nr_signals, __ATOMIC_RELAXED);
 	for (;;) {
 		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_RELEASE);
 		pthread_kill(c->thread, SIGUSR1);
-		struct timespec t;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		t.tv_nsec += 100 * 1000 * 1000;
-		if (t.tv_nsec >= 1000000000) {
-			t.tv_sec++;
-			t.tv_nsec -= 1000000000;
-		}
-		int r = pthread_clockjoin_np(c->thread, NULL, CLOCK_MONOTONIC, &t);
-		if (r != ETIMEDOUT)
+		uint64_t until = now_ns() + 100000000ull; /* 100 ms, on now_ns's clock */
+		struct timespec t = { .tv_sec = (time_t)(until / 1000000000u), .tv_nsec = (long)(until % 1000000000u) };
+		if (pthread_clockjoin_np(c->thread, NULL, CLOCK_MONOTONIC, &t) != ETIMEDOUT)
 			return;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		unsigned secs = (unsigned)(((t.tv_sec - start.tv_sec) * 1000 + (t.tv_nsec - start.tv_nsec) / 1000000) / 1000);
+		unsigned secs = (unsigned)((now_ns() - start) / 1000000000u);
 		/* After the report, a further signal is the way out. */
 		if (next_say > 5 && __atomic_load_n(&nr_signals, __ATOMIC_RELAXED) != sig_seen) {
 			/* One line, then out: standard error may be what

@@ -41,6 +41,22 @@ function sortn(a, n,    i, j, t) {
 function median_sorted(a, n) {
 	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }'
+# One bootstrap draw over boots: n of the n boots in lists (each a
+# comma-separated list of one boot's values) drawn with replacement, their
+# values pooled, the median; values that are not numbers are skipped, as the
+# statistics below skip them. Callers seed rand() (srand(8): the same records
+# give the same interval).
+AWK_BOOT='
+function boot_median(lists, n,    i, k, x, t, v, cnt) {
+	cnt = 0
+	for (i = 1; i <= n; i++) {
+		k = split(lists[int(rand() * n) + 1], t, ",")
+		for (x = 1; x <= k; x++)
+			if (t[x] ~ /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/) v[++cnt] = t[x] + 0
+	}
+	sortn(v, cnt)
+	return cnt ? median_sorted(v, cnt) : 0
+}'
 awk "$AWK_MEDIAN"'
 {
 	reason = ""
@@ -207,19 +223,7 @@ MISSING=$((EXPECTED > DONE ? EXPECTED - DONE : 0))
 # harness boots differ far more than samples. Prints "NA NB LO HI" (LO and HI
 # the 5th and 95th percentiles: a 90% interval), or nothing without boots.
 boot_ci() {
-	awk -v a="$1" -v b="$2" -v m="$3" "$AWK_MEDIAN"'
-	function pooled_median(s, n,    i, j, k, x, t, v, cnt) {
-		cnt = 0
-		for (i = 1; i <= n; i++) {
-			j = int(rand() * n) + 1
-			k = split(s[j], t, ",")
-			# As the statistics above: samples that are not numbers are skipped.
-			for (x = 1; x <= k; x++)
-				if (t[x] ~ /^-?[0-9]+(\.[0-9]+)?$/) v[++cnt] = t[x] + 0
-		}
-		sortn(v, cnt)
-		return cnt ? median_sorted(v, cnt) : 0
-	}
+	awk -v a="$1" -v b="$2" -v m="$3" "$AWK_MEDIAN$AWK_BOOT"'
 	/ status=ok / {
 		c = ""; val = ""
 		for (i = 1; i <= NF; i++) {
@@ -236,8 +240,8 @@ boot_ci() {
 		srand(8)
 		R = 2000
 		for (r = 1; r <= R; r++) {
-			mb = pooled_median(sb, nb)
-			q[r] = mb > 0 ? pooled_median(sa, na) / mb : 0
+			mb = boot_median(sb, nb)
+			q[r] = mb > 0 ? boot_median(sa, na) / mb : 0
 		}
 		sortn(q, R)
 		printf "%d %d %.6f %.6f\n", na, nb, q[int(R * 0.05) + 1], q[int(R * 0.95)]
@@ -282,11 +286,11 @@ G_ONOFF_X=$(goal "$(ratio "$(med vmm-vtd-strict read1mx_mbps)" "$(med vmm-off re
 # Prints "median min max n per_boot lo hi boots" of those ratios over every
 # sample of every good boot (unrounded; per_boot: each boot's median,
 # comma-separated in the order of results.txt, i.e. by run; lo..hi: their
-# 90% interval over boots, drawn as boot_ci draws them: boots again with
-# replacement, the median of their pooled ratios), or nothing when there
-# is no pair.
+# 90% interval over boots, drawn with boot_median as boot_ci draws: boots
+# again with replacement, the median of their pooled ratios), or nothing
+# when there is no pair.
 paired() {
-	awk -v on="$1" -v off="$2" "$AWK_MEDIAN"'
+	awk -v on="$1" -v off="$2" "$AWK_MEDIAN$AWK_BOOT"'
 	{
 		c = ""; s = ""; von = ""; voff = ""
 		for (i = 1; i <= NF; i++) {
@@ -319,16 +323,8 @@ paired() {
 		# The 90% interval over boots, drawn as boot_ci draws them.
 		srand(8)
 		R = 2000
-		for (r = 1; r <= R; r++) {
-			cnt = 0
-			delete v
-			for (i = 1; i <= nboots; i++) {
-				k = split(boot[int(rand() * nboots) + 1], t, ",")
-				for (x = 1; x <= k; x++) v[++cnt] = t[x] + 0
-			}
-			sortn(v, cnt)
-			q[r] = median_sorted(v, cnt)
-		}
+		for (r = 1; r <= R; r++)
+			q[r] = boot_median(boot, nboots)
 		sortn(q, R)
 		printf "%.6f %.6f %.6f %d %s %.6f %.6f %d\n", median_sorted(all, n), all[1], all[n], n, per,
 			q[int(R * 0.05) + 1], q[int(R * 0.95)], nboots
@@ -378,9 +374,11 @@ for m in read1m_mbps read4k_mbps boot_s; do
 		dat_row one-boot-strict/pt - - - - vmm-vtd-pair "$m" vmm-vtd-pair "${m%_mbps}_off_mbps"
 	} >"$OUT/chart-$m.dat"
 done
+# has_bars FILE...: some row of the chart data has a figure (not only "?").
+has_bars() { grep -hv '^#' "$@" | cut -d' ' -f2- | grep -q '[0-9]'; }
 # A panel without a single bar gets a fixed y range (autoscaling would have
 # nothing to go by, and gnuplot gives up on the whole chart).
-yrange_of() { if grep -v '^#' "$OUT/chart-$1.dat" | cut -d' ' -f2- | grep -q '[0-9]'; then echo '[0:*]'; else echo '[0:1]'; fi; }
+yrange_of() { if has_bars "$OUT/chart-$1.dat"; then echo '[0:*]'; else echo '[0:1]'; fi; }
 cat >"$OUT/chart.gp" <<EOF
 # gnuplot script written by bench/vs-qemu.d/report.sh
 set terminal pngcairo size 1500,520 font ",10" noenhanced
@@ -420,7 +418,7 @@ unset multiplot
 EOF
 CHART=""
 rm -f "$OUT/chart.png" # not one from an earlier report of other records
-if ! grep -hv '^#' "$OUT"/chart-*.dat | cut -d' ' -f2- | grep -q '[0-9]'; then
+if ! has_bars "$OUT"/chart-*.dat; then
 	echo "report.sh: no figure to chart" >&2
 elif command -v gnuplot >/dev/null 2>&1; then
 	if gnuplot "$OUT/chart.gp" 2>"$OUT/chart.err" && [ -s "$OUT/chart.png" ]; then
