@@ -251,6 +251,17 @@ int virtio_blk_create(const struct virtio_blk_config_opts *opts, struct viommu_r
 #define EDU_ERR_DMA_FAULT 2u  /* the DMA faulted (the fault log has it) */
 #define EDU_ERR_NO_MASTER 3u  /* bus mastering disabled: nothing done */
 int edu_create(struct viommu_rid rid, viommu_dev *dma, const struct pcidev_host *host, struct pcidev **out);
+/* A virtio-iommu device (virtio 1.2, 5.13) serving the front-end `vi`
+ * (viommu/virtio_iommu.h; the caller keeps it, and it must outlive the
+ * device). `probe_size` is the front-end's (its config's, as granted).
+ * `dma` is the device's own requester, which must not be one of vi's
+ * endpoints. Call virtio_iommu_events() from the front-end's event callback.
+ * Errors: -EINVAL, -ENOMEM. */
+struct viommu_virtio_iommu;
+int virtio_iommu_create(struct viommu_virtio_iommu *vi, uint32_t probe_size, struct viommu_rid rid, viommu_dev *dma,
+			const struct pcidev_host *host, struct pcidev **out);
+/* Fault events wait: put them in the driver's buffers. Any thread. */
+void virtio_iommu_events(struct pcidev *dev);
 
 #ifdef __cplusplus
 }

@@ -135,6 +135,17 @@ static void serve_queue(struct virtio_pci *vp, unsigned q)
 	vp->ops->queue_notify(vp, q);
 }
 
+int virtio_pci_try_serve(struct virtio_pci *vp, unsigned q)
+{
+	if (q >= vp->ops->num_queues)
+		return 1;
+	if (pthread_mutex_trylock(&vp->queues[q].lock))
+		return 0;
+	serve_queue(vp, q);
+	pthread_mutex_unlock(&vp->queues[q].lock);
+	return 1;
+}
+
 static void process_queue(struct virtio_pci *vp, unsigned q)
 {
 	pthread_mutex_lock(&vp->queues[q].lock);
@@ -153,6 +164,11 @@ static int features_ok(struct virtio_pci *vp)
 	}
 	if (!virtio_pci_has_feature(vp, VIRTIO_F_VERSION_1)) {
 		pcidev_logf(vp->pci, "driver did not accept VIRTIO_F_VERSION_1: FEATURES_OK refused");
+		return 0;
+	}
+	if (vp->ops->features_ok && vp->ops->features_ok(vp, vp->guest_features)) {
+		pcidev_logf(vp->pci, "features %#llx refused by the device: FEATURES_OK refused",
+			    (unsigned long long)vp->guest_features);
 		return 0;
 	}
 	return 1;

@@ -112,6 +112,9 @@ struct virtio_pci_dev_ops {
 	 * bus mastering on. Process it (vp_vq(vp, q)) and call
 	 * virtio_pci_queue_interrupt when something was used. */
 	void (*queue_notify)(struct virtio_pci *vp, unsigned q);
+	/* Optional: the driver set FEATURES_OK with these features (the
+	 * transport's checks passed). Non-zero refuses FEATURES_OK. */
+	int (*features_ok)(struct virtio_pci *vp, uint64_t features);
 	/* Device reset (driver wrote 0 to the status, or a PCI reset). */
 	void (*reset)(struct virtio_pci *vp);
 	/* Free the device type's state. */
@@ -164,6 +167,12 @@ struct virtio_pci {
 int virtio_pci_create(const struct virtio_pci_dev_ops *ops, void *priv, uint64_t features,
 		      struct viommu_rid rid, viommu_dev *dma, const struct pcidev_host *host,
 		      struct virtio_pci **out);
+
+/* Serve queue q as a notification would, if its lock is free: 1 if it was
+ * served (or could not be: the driver is not ready), 0 if another thread
+ * holds the queue now. For work the device starts itself (an event to
+ * deliver), from threads that may already hold that very queue. */
+int virtio_pci_try_serve(struct virtio_pci *vp, unsigned q);
 
 /* The queue's ring. */
 struct vq *virtio_pci_vq(struct virtio_pci *vp, unsigned q);

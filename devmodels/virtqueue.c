@@ -279,6 +279,11 @@ int vq_pop(struct vq *vq, struct vq_chain *c, enum vq_error *err)
 	return 1;
 }
 
+void vq_unpop(struct vq *vq)
+{
+	vq->last_avail--;
+}
+
 int vq_push(struct vq *vq, uint16_t head, uint32_t len, enum vq_error *err)
 {
 	uint8_t elem[VIRTQ_USED_ELEM_SIZE], idx[2];

@@ -126,6 +126,10 @@ void vq_reset(struct vq *vq);
  * *err set on a broken queue (then nothing was consumed). */
 int vq_pop(struct vq *vq, struct vq_chain *c, enum vq_error *err);
 
+/* Give back the chain the last vq_pop took, unused: the next vq_pop takes
+ * it again (a device that took a buffer it then had nothing for). */
+void vq_unpop(struct vq *vq);
+
 /* Return a chain: used element {head, len}, then the used index.
  * 0 or -EFAULT (err VQ_ERR_DMA). */
 int vq_push(struct vq *vq, uint16_t head, uint32_t len, enum vq_error *err);

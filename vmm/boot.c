@@ -296,6 +296,7 @@ int boot_load_linux(struct vmm *vm, struct vcpu *bsp)
 	/* ACPI tables. */
 	struct acpi_info ai = { .nr_cpus = vm->nr_cpus, .ecam_base = VMM_ECAM_BASE, .ecam_buses = VMM_ECAM_BUSES };
 	static uint8_t dmar[512];
+	static uint8_t viot[1024]; /* 48 + 16 + 24 per endpoint */
 	if (vm->vtd) {
 		struct viommu_vtd_ioapic io = { .id = 0, .rid = { .segment = 0, .bus = 0, .devfn = VMM_IOAPIC_DEVFN } };
 		/* A device given with iommu=off is left out of the unit's scope:
@@ -314,6 +315,23 @@ int boot_load_linux(struct vmm *vm, struct vcpu *bsp)
 			goto out;
 		}
 		ai.extra[0] = dmar;
+		ai.extra_len[0] = (size_t)n;
+		ai.nr_extra = 1;
+	}
+	if (vm->vio) {
+		/* VIOT: the virtio-iommu and every device behind it (all
+		 * but the iommu=off ones and itself). */
+		struct viommu_rid eps[VMM_MAX_PCI_DEVS];
+		unsigned neps = 0;
+		int n = pci_iommu_scope(vm->pci, eps, VMM_MAX_PCI_DEVS, &neps);
+		if (n >= 0)
+			n = viommu_virtio_iommu_viot(vm->vio_rid, eps, neps, viot, sizeof(viot));
+		if (n < 0) {
+			vmm_log(vm, "VIOT table: %s", strerror(-n));
+			r = n;
+			goto out;
+		}
+		ai.extra[0] = viot;
 		ai.extra_len[0] = (size_t)n;
 		ai.nr_extra = 1;
 	}

@@ -4,7 +4,7 @@
  *
  *   viommu-vmm --kernel FILE [--initrd FILE] [--append STR] [--memory MiB]
  *              [--cpus N] [--disk FILE[,ro][,indirect=on|off][,queues=N][,iommu=off]]...
- *              [--iommu none|vtd[,OPTS]] [--serial stdio|FILE]
+ *              [--iommu none|virtio|vtd[,OPTS]] [--serial stdio|FILE]
  *              [--edu] [--vfio-pci BDF]... [--stats[=exits]] [--control PATH]
  *
  * Exit status: 0 when the guest powers off, 1 on a VMM error, 2 when the guest
@@ -50,6 +50,8 @@ static void usage(FILE *f)
 		"                       second-level, nested and pass-through translation;\n"
 		"                       iq-thread=on: register reads from a read-only mirror and\n"
 		"                       the invalidation queue served by the I/O thread)\n"
+		"  --iommu virtio       a virtio-iommu device for the guest (ACPI VIOT; Linux 5.14 or\n"
+		"                       later with CONFIG_VIRTIO_IOMMU; no interrupt remapping)\n"
 		"  --serial stdio|FILE  where COM1 goes (default stdio)\n"
 		"  --edu                add a DMA test device with QEMU edu's registers\n"
 		"  --vfio-pci BDF       assign the host PCI function BDF (bound to vfio-pci) to\n"
@@ -76,7 +78,7 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* --iommu none | vtd[,x2apic=on|off][,scalable=on|off][,fault-records=N][,aw-bits=39|48|57]
+/* --iommu none | virtio | vtd[,x2apic=on|off][,scalable=on|off][,fault-records=N][,aw-bits=39|48|57]
  *                   [,caching-mode=on|off] */
 /* --disk FILE[,ro][,indirect=on|off][,queues=N][,iommu=off|on]: options are taken
  * off the end, so a file name may hold commas. */
@@ -132,12 +134,16 @@ static int parse_disk(struct vmm_opts *o, const char *arg)
 static int parse_iommu(struct vmm_opts *o, const char *arg)
 {
 	o->iommu = arg;
-	if (!strcmp(arg, "none")) {
-		o->vtd = 0;
+	o->vtd = 0;
+	o->virtio_iommu = 0;
+	if (!strcmp(arg, "none"))
+		return 0;
+	if (!strcmp(arg, "virtio")) {
+		o->virtio_iommu = 1;
 		return 0;
 	}
 	if (strncmp(arg, "vtd", 3) || (arg[3] && arg[3] != ',')) {
-		fprintf(stderr, "viommu-vmm: --iommu takes 'none' or 'vtd[,options]', not '%s'\n", arg);
+		fprintf(stderr, "viommu-vmm: --iommu takes 'none', 'virtio' or 'vtd[,options]', not '%s'\n", arg);
 		return -1;
 	}
 	o->vtd = 1;
@@ -280,14 +286,15 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < o->nr_disks; i++) {
 		struct vmm_disk *d = &o->disks[i];
-		if (d->bypass && !o->vtd)
-			fprintf(stderr, "viommu-vmm: --disk %s,iommu=off: no virtual IOMMU to bypass without --iommu vtd\n",
+		if (d->bypass && !o->vtd && !o->virtio_iommu)
+			fprintf(stderr,
+				"viommu-vmm: --disk %s,iommu=off: no virtual IOMMU to bypass without --iommu vtd or virtio\n",
 				d->path);
 		/* Behind a virtual IOMMU an indirect table costs the guest one
 		 * more mapping per request, and a strict guest one more
 		 * invalidation: an exit. Without one it only saves ring entries. */
 		if (d->indirect < 0)
-			d->indirect = !o->vtd || d->bypass;
+			d->indirect = !(o->vtd || o->virtio_iommu) || d->bypass;
 		/* As QEMU does: a queue per vCPU (Linux maps each CPU to a queue
 		 * and steers the queue's interrupt to it). */
 		if (!d->queues)
@@ -310,6 +317,21 @@ int main(int argc, char **argv)
 		if (vm.vtd_doorbells)
 			fprintf(stderr, "viommu-vmm: vtd iq_doorbells=%llu (served by the I/O thread)\n",
 				(unsigned long long)__atomic_load_n(&vm.vtd_doorbells_rung, __ATOMIC_RELAXED));
+		if (vm.vio) {
+			struct viommu_virtio_iommu_stats vs;
+			viommu_virtio_iommu_get_stats(vm.vio, &vs);
+			fprintf(stderr,
+				"viommu-vmm: virtio-iommu requests=%llu attaches=%llu detaches=%llu maps=%llu unmaps=%llu "
+				"domains=%llu mappings=%llu events=%llu events_lost=%llu failed=%llu (inval=%llu range=%llu "
+				"noent=%llu nomem=%llu unsupp=%llu)\n",
+				(unsigned long long)vs.requests, (unsigned long long)vs.attaches,
+				(unsigned long long)vs.detaches, (unsigned long long)vs.maps, (unsigned long long)vs.unmaps,
+				(unsigned long long)vs.domains, (unsigned long long)vs.mappings,
+				(unsigned long long)vs.events, (unsigned long long)vs.events_lost,
+				(unsigned long long)(vs.requests - vs.status[0]), (unsigned long long)vs.status[4],
+				(unsigned long long)vs.status[5], (unsigned long long)vs.status[6],
+				(unsigned long long)vs.status[8], (unsigned long long)vs.status[2]);
+		}
 		vmm_vtd_print_queue(&vm, stderr);
 		vmm_print_vcpus(&vm, stderr);
 	}

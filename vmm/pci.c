@@ -25,7 +25,7 @@ struct pci_slot {
 	struct pcidev *dev;
 	struct pci_bus *bus;
 	viommu_dev *dma;
-	int vtd_owned;      /* dma belongs to the VT-d unit */
+	int vtd_owned;      /* dma belongs to the IOMMU front-end (VT-d, virtio-iommu) */
 	int bypass;         /* behind no virtual IOMMU (pci_next_devfn) */
 	/* BAR ranges registered with the VM now (0 = none). */
 	uint64_t mapped[PCIDEV_NR_BARS];
@@ -241,7 +241,17 @@ int pci_next_devfn(struct pci_bus *bus, struct viommu_rid *rid, int bypass)
 		rid->segment = 0;
 		rid->bus = 0;
 		rid->devfn = (uint8_t)(s << 3);
-		bus->slots[s].bypass = bypass && bus->vm->vtd;
+		bus->slots[s].bypass = bypass && (bus->vm->vtd || bus->vm->vio);
+		if (bus->vm->vio && !bypass) {
+			/* An endpoint of the virtio-iommu: its ID in the VIOT
+			 * table is its BDF. */
+			int r = viommu_virtio_iommu_add_endpoint(bus->vm->vio, (uint32_t)rid->bus << 8 | rid->devfn, *rid,
+								 &bus->slots[s].dma);
+			if (r)
+				return r;
+			bus->slots[s].vtd_owned = 1;
+			return 0;
+		}
 		if (bus->vm->vtd && !bypass) {
 			/* The VT-d unit owns its requesters and attaches them
 			 * as the guest's context entries say. */

@@ -996,6 +996,34 @@ static void vtd_fastpath_teardown(struct vmm *vm)
 	vm->vtd_mirror = NULL;
 }
 
+/* The virtio-iommu front-end has fault events waiting: into the driver's
+ * buffers, if the device exists yet (the events wait in the front-end until
+ * it does and the driver gives buffers). */
+static void vio_events(void *ctx)
+{
+	struct vmm *vm = ctx;
+	struct pcidev *dev = __atomic_load_n(&vm->vio_dev, __ATOMIC_ACQUIRE);
+	if (dev)
+		virtio_iommu_events(dev);
+}
+
+/* --iommu virtio: the front-end, before any device: the bus makes each
+ * device's requester an endpoint of it as the device is added. PROBE says
+ * where MSIs go (x86: the 0xfeexxxxx window is never translated). */
+static int virtio_iommu_setup(struct vmm *vm)
+{
+	static const struct viommu_virtio_iommu_resv msi = {
+		.start = 0xfee00000, .end = 0xfeefffff, .subtype = VIOMMU_VIRTIO_IOMMU_RESV_MSI,
+	};
+	struct viommu_virtio_iommu_config vc = {
+		.size = sizeof(vc), .resv = &msi, .nr_resv = 1, .event = vio_events, .event_ctx = vm,
+	};
+	int r = viommu_virtio_iommu_create(vm->iommu, &vc, NULL, &vm->vio);
+	if (!r)
+		vm->vio_probe_size = vc.probe_size;
+	return r;
+}
+
 static int iommu_setup(struct vmm *vm)
 {
 	struct viommu_mem_region regs[2];
@@ -1016,6 +1044,8 @@ static int iommu_setup(struct vmm *vm)
 	 * domain, so each access is still checked against guest memory. */
 	struct viommu_domain_config dc = { .size = sizeof(dc), .type = VIOMMU_DOMAIN_IDENTITY };
 	r = viommu_domain_create(vm->iommu, &dc, &vm->identity);
+	if (!r && vm->opts.virtio_iommu)
+		return virtio_iommu_setup(vm);
 	if (r || !vm->opts.vtd)
 		return r;
 	/* A VT-d unit: devices DMA as the guest's context entries say. */
@@ -1188,6 +1218,27 @@ static int add_devices(struct vmm *vm)
 		r = pci_add_device(vm->pci, dev);
 		if (r)
 			return r;
+	}
+	if (vm->vio) {
+		/* The virtio-iommu device itself, after the devices it
+		 * translates (their slots do not move with --iommu): its own
+		 * DMA is not translated (bypass: not an endpoint). */
+		struct viommu_rid rid;
+		struct pcidev *dev;
+		r = pci_next_devfn(vm->pci, &rid, 1);
+		if (r)
+			return r;
+		pci_host_template(vm->pci, &host);
+		r = virtio_iommu_create(vm->vio, vm->vio_probe_size, rid, pci_dma_dev(vm->pci, rid), &host, &dev);
+		if (r)
+			return r;
+		r = pci_add_device(vm->pci, dev);
+		if (r) {
+			pcidev_destroy(dev);
+			return r;
+		}
+		vm->vio_rid = rid;
+		__atomic_store_n(&vm->vio_dev, dev, __ATOMIC_RELEASE);
 	}
 	return 0;
 }
@@ -1443,6 +1494,7 @@ void vmm_teardown(struct vmm *vm)
 	/* Devices unwire their eventfds from the I/O thread as they go; then
 	 * the thread stops, and the host IOMMU space goes once the assigned
 	 * devices are closed. */
+	__atomic_store_n(&vm->vio_dev, NULL, __ATOMIC_RELEASE);
 	pci_destroy(vm->pci);
 	iothread_destroy(vm->io);
 	vtd_fastpath_teardown(vm);
@@ -1450,6 +1502,7 @@ void vmm_teardown(struct vmm *vm)
 	viommu_vfio_destroy(vm->vfio);
 	viommu_ir_notifier_remove(vm->ir_notifier);
 	viommu_vtd_destroy(vm->vtd);
+	viommu_virtio_iommu_destroy(vm->vio);
 	ioapic_destroy(vm->ioapic);
 	vmm_routes_destroy(vm);
 	serial_destroy(vm->serial);

@@ -13,6 +13,7 @@
 #include <viommu/dma.h>
 #include <viommu/iommu.h>
 #include <viommu/irq.h>
+#include <viommu/virtio_iommu.h>
 #include <viommu/vtd.h>
 
 #include "pcidev.h"
@@ -151,6 +152,7 @@ struct vmm_opts {
 	uint32_t vtd_aw;
 	uint32_t vtd_fault_records;
 	int vtd_iq_thread;  /* iq-thread=on: mirror + doorbell on the I/O thread */
+	int virtio_iommu;   /* --iommu virtio */
 	int edu;            /* add an edu DMA test device */
 	const char *vfio[VMM_MAX_VFIO]; /* --vfio-pci BDFs */
 	unsigned nr_vfio;
@@ -184,6 +186,10 @@ struct vmm {
 	viommu *iommu;
 	viommu_domain *identity;
 	viommu_vtd *vtd;
+	viommu_virtio_iommu *vio;    /* --iommu virtio: the front-end */
+	struct pcidev *vio_dev;      /* and its device (atomic: faults may come first) */
+	uint32_t vio_probe_size;
+	struct viommu_rid vio_rid;   /* its requester (for the VIOT table) */
 	void *vtd_mirror;            /* iq-thread: the register page guests read */
 	int vtd_timer;               /* iq-thread: delayed completions (timerfd) */
 	struct vtd_doorbell *vtd_doorbells;

@@ -163,6 +163,18 @@ VIOMMU_API int viommu_virtio_iommu_pop_event(viommu_virtio_iommu *vi, uint8_t *e
  *  mapping gone, features cleared, bypass 0, waiting events dropped. */
 VIOMMU_API void viommu_virtio_iommu_reset(viommu_virtio_iommu *vi);
 
+/**
+ * Write the ACPI VIOT table (with header, checksummed) that tells a guest
+ * where the device is and what it translates: one virtio-iommu PCI node for
+ * `iommu`, and one PCI range node per endpoint, whose endpoint ID is its
+ * BDF (bus << 8 | devfn), the ID to give viommu_virtio_iommu_add_endpoint.
+ * A PCI device not listed is not behind the IOMMU. Returns the table's
+ * length, or -ENOSPC when `len` is too small (nothing written), -EINVAL
+ * (NULL, endpoints NULL with n, more than 256 endpoints).
+ */
+VIOMMU_API int viommu_virtio_iommu_viot(struct viommu_rid iommu, const struct viommu_rid *endpoints, unsigned n,
+					void *buf, size_t len);
+
 struct viommu_virtio_iommu_stats {
 	uint64_t requests;           /**< requests processed */
 	uint64_t status[9];          /**< by status: OK, IOERR, UNSUPP, DEVERR,

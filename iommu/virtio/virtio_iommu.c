@@ -727,6 +727,58 @@ void viommu_virtio_iommu_get_stats(viommu_virtio_iommu *vi, struct viommu_virtio
 	out->events_lost = fs.lost;
 }
 
+/* ACPI VIOT (virtio 1.2 appendix / ACPI 6.5 5.2.30): sizes and node types. */
+#define VIOT_HDR_LEN 48
+#define VIOT_NODE_PCI_RANGE 1
+#define VIOT_NODE_VIRTIO_IOMMU_PCI 3
+#define VIOT_PCI_RANGE_LEN 24
+#define VIOT_IOMMU_PCI_LEN 16
+#define VIOT_MAX_ENDPOINTS 256
+
+int viommu_virtio_iommu_viot(struct viommu_rid iommu, const struct viommu_rid *endpoints, unsigned n, void *buf,
+			     size_t len)
+{
+	if (!buf || (n && !endpoints) || n > VIOT_MAX_ENDPOINTS)
+		return -EINVAL;
+	size_t total = VIOT_HDR_LEN + VIOT_IOMMU_PCI_LEN + (size_t)n * VIOT_PCI_RANGE_LEN;
+	if (len < total)
+		return -ENOSPC;
+	uint8_t *p = buf;
+	memset(p, 0, total);
+	memcpy(p, "VIOT", 4);
+	put32(p + 4, (uint32_t)total);
+	p[8] = 0; /* revision */
+	memcpy(p + 10, "VIOMMU", 6);
+	memcpy(p + 16, "VIOMMUVI", 8);
+	put32(p + 24, 1);
+	memcpy(p + 28, "VIOM", 4);
+	put32(p + 32, 1);
+	put16(p + 36, (uint16_t)(n + 1));   /* node count */
+	put16(p + 38, VIOT_HDR_LEN);        /* first node */
+	uint8_t *d = p + VIOT_HDR_LEN;
+	d[0] = VIOT_NODE_VIRTIO_IOMMU_PCI;
+	put16(d + 2, VIOT_IOMMU_PCI_LEN);
+	put16(d + 4, iommu.segment);
+	put16(d + 6, (uint16_t)(iommu.bus << 8 | iommu.devfn));
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *r = p + VIOT_HDR_LEN + VIOT_IOMMU_PCI_LEN + (size_t)i * VIOT_PCI_RANGE_LEN;
+		uint16_t bdf = (uint16_t)(endpoints[i].bus << 8 | endpoints[i].devfn);
+		r[0] = VIOT_NODE_PCI_RANGE;
+		put16(r + 2, VIOT_PCI_RANGE_LEN);
+		put32(r + 4, bdf);                   /* endpoint_start */
+		put16(r + 8, endpoints[i].segment);  /* segment_start */
+		put16(r + 10, endpoints[i].segment); /* segment_end */
+		put16(r + 12, bdf);                  /* bdf_start */
+		put16(r + 14, bdf);                  /* bdf_end */
+		put16(r + 16, VIOT_HDR_LEN);         /* output node: the IOMMU */
+	}
+	uint8_t sum = 0;
+	for (size_t i = 0; i < total; i++)
+		sum = (uint8_t)(sum + p[i]);
+	p[9] = (uint8_t)-sum;
+	return (int)total;
+}
+
 static int config_check(struct viommu_virtio_iommu_config *c)
 {
 	if (c->size < sizeof(*c) || c->domain_end < c->domain_start || c->nr_resv > MAX_RESV ||
