@@ -24,6 +24,7 @@ PACKAGES=(
 	kmod               # depmod
 	cpio
 	xz-utils
+	zstd               # the 6.12 guest kernel (guest-image --kernel-version 6.12) is zstd-compressed
 	gzip
 	gnuplot-nox        # bench/vs-qemu draws its chart with it
 	python3            # bench/vs-qemu --trace splits L1's KVM trace with it

@@ -1,12 +1,13 @@
 # Shared by the host side of the guest tests (sourced, bash). The caller
 # defines fail() (print, exit 1) before it calls these.
 
-# guest_prepare NAME IMAGE_DIR WORK_DIR: build or refresh the guest image
-# (exit 77, the tests' skip status, when no Debian kernel package can be
-# downloaded) and start from an empty work directory.
+# guest_prepare NAME IMAGE_DIR WORK_DIR [GUEST-IMAGE-OPTION...]: build or
+# refresh the guest image (with scripts/guest-image's options, e.g.
+# --kernel-version 6.12; exit 77, the tests' skip status, when no Debian
+# kernel package can be downloaded) and start from an empty work directory.
 guest_prepare() {
 	local name=$1 img=$2 work=$3 rc
-	"$ROOT/scripts/guest-image" "$img"
+	"$ROOT/scripts/guest-image" "$img" "${@:4}"
 	rc=$?
 	if [ "$rc" -eq 77 ]; then
 		echo "$name: SKIP: no Debian kernel package could be downloaded (see above)"
