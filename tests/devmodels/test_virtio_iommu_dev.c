@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The virtio-iommu device model with a virtio-blk behind it, both driven by
+ * mini guest drivers through their PCI registers and rings, as a guest
+ * would: the IOMMU driver attaches the disk and maps its rings and buffers
+ * with requests on the requestq, the disk's I/O then goes through those
+ * mappings, an UNMAP takes them away (the disk's next read fails and a
+ * fault event with the disk's endpoint ID lands in the eventq), PROBE
+ * reports the MSI window, a device reset blocks the disk again, and a
+ * request chain with no room for its status breaks only the IOMMU device.
+ */
+#include "vblk_drv.h"
+
+#include <viommu/virtio_iommu.h>
+
+/* The IOMMU driver's rings and buffers (beyond the disk driver's). */
+#define I_REQ_DESC 0x600000u
+#define I_REQ_AVAIL 0x601000u
+#define I_REQ_USED 0x602000u
+#define I_EV_DESC 0x603000u
+#define I_EV_AVAIL 0x604000u
+#define I_EV_USED 0x605000u
+#define I_REQ 0x606000u   /* the request */
+#define I_TAIL 0x607000u  /* its writable part */
+#define I_EVBUF 0x608000u /* 8 event buffers of 64 bytes */
+#define I_QSIZE 16u
+#define IOVA_OFF 0x40000000ull /* the disk sees guest address + this */
+
+#define F_IOMMU_INPUT_RANGE 0
+#define F_IOMMU_DOMAIN_RANGE 1
+#define F_IOMMU_MAP_UNMAP 2
+#define F_IOMMU_PROBE 4
+#define F_IOMMU_BYPASS_CONFIG 6
+
+struct idrv {
+	struct drv t; /* transport: capabilities, register access */
+	uint16_t req_avail, req_used_seen, ev_avail, ev_used_seen;
+};
+
+static void iq_setup(struct idrv *v, unsigned q, uint64_t desc, uint64_t avail, uint64_t used)
+{
+	struct drv *t = &v->t;
+	memset(t->env->ram + desc, 0, 0x1000);
+	memset(t->env->ram + avail, 0, 0x1000);
+	memset(t->env->ram + used, 0, 0x1000);
+	wr(t, t->common + C_QSELECT, 2, q);
+	wr(t, t->common + C_QSIZE, 2, I_QSIZE);
+	wr(t, t->common + C_QDESC, 8, desc);
+	wr(t, t->common + C_QAVAIL, 8, avail);
+	wr(t, t->common + C_QUSED, 8, used);
+	wr(t, t->common + C_QMSIX, 2, q + 1);
+	wr(t, t->common + C_QENABLE, 2, 1);
+}
+
+static int iommu_init(struct idrv *v, uint64_t want)
+{
+	struct drv *t = &v->t;
+	struct pcidev *d = t->d;
+	cfg_w(d, 0x14, 4, 0xfd000000);
+	cfg_w(d, 0x20, 4, 0);
+	cfg_w(d, 0x24, 4, 0x20); /* BAR4 at 128 GiB */
+	cfg_w(d, 0x04, 2, 0x0006);
+	find_caps(t);
+	t->nq = 2;
+	msix_setup(t);
+	wr(t, t->common + C_STATUS, 1, 0);
+	wr(t, t->common + C_STATUS, 1, S_ACK | S_DRIVER);
+	wr(t, t->common + C_DFSELECT, 4, 0);
+	uint64_t host = rd(t, t->common + C_DF, 4);
+	wr(t, t->common + C_DFSELECT, 4, 1);
+	host |= rd(t, t->common + C_DF, 4) << 32;
+	t->features = host & want;
+	wr(t, t->common + C_GFSELECT, 4, 0);
+	wr(t, t->common + C_GF, 4, (uint32_t)t->features);
+	wr(t, t->common + C_GFSELECT, 4, 1);
+	wr(t, t->common + C_GF, 4, (uint32_t)(t->features >> 32));
+	wr(t, t->common + C_STATUS, 1, S_ACK | S_DRIVER | S_FEATURES_OK);
+	if (!(status(t) & S_FEATURES_OK))
+		return -1;
+	wr(t, t->common + C_MSIX, 2, 0);
+	iq_setup(v, 0, I_REQ_DESC, I_REQ_AVAIL, I_REQ_USED);
+	iq_setup(v, 1, I_EV_DESC, I_EV_AVAIL, I_EV_USED);
+	v->req_avail = v->req_used_seen = v->ev_avail = v->ev_used_seen = 0;
+	wr(t, t->common + C_STATUS, 1, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+	return status(t) & S_DRIVER_OK ? 0 : -1;
+}
+
+/* Give the eventq n buffers of `len` bytes. */
+static void give_event_buffers(struct idrv *v, unsigned n, uint32_t len)
+{
+	struct dm_env *env = v->t.env;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned slot = v->ev_avail % I_QSIZE;
+		uint64_t p = I_EV_DESC + 16 * slot;
+		dm_put(env, p, 8, I_EVBUF + 64 * (uint64_t)(slot % 8));
+		dm_put(env, p + 8, 4, len);
+		dm_put(env, p + 12, 2, D_WRITE);
+		dm_put(env, I_EV_AVAIL + 4 + 2 * slot, 2, slot);
+		v->ev_avail++;
+	}
+	dm_put(env, I_EV_AVAIL + 2, 2, v->ev_avail);
+	wr(&v->t, v->t.notify + 1 * v->t.notify_mult, 2, 1);
+}
+
+/* The next event the device returned: 1 with its 24 bytes, 0 if none. */
+static int take_event(struct idrv *v, uint8_t *ev, uint32_t *len)
+{
+	struct dm_env *env = v->t.env;
+	if ((uint16_t)dm_get(env, I_EV_USED + 2, 2) == v->ev_used_seen)
+		return 0;
+	uint64_t e = I_EV_USED + 4 + 8 * (v->ev_used_seen % I_QSIZE);
+	uint32_t id = (uint32_t)dm_get(env, e, 4);
+	*len = (uint32_t)dm_get(env, e + 4, 4);
+	memcpy(ev, env->ram + I_EVBUF + 64 * (id % 8), 24);
+	v->ev_used_seen++;
+	return 1;
+}
+
+/* One request: `in` (in_len readable bytes), then out_len writable bytes.
+ * Returns the used length (~0u if the device used nothing). */
+static uint32_t ireq_raw(struct idrv *v, const uint8_t *in, uint32_t in_len, uint32_t out_len)
+{
+	struct dm_env *env = v->t.env;
+	memcpy(env->ram + I_REQ, in, in_len);
+	memset(env->ram + I_TAIL, 0xee, out_len ? out_len : 4);
+	unsigned slot = v->req_avail % I_QSIZE;
+	unsigned d0 = (slot * 2) % I_QSIZE, d1 = (d0 + 1) % I_QSIZE;
+	dm_put(env, I_REQ_DESC + 16 * d0, 8, I_REQ);
+	dm_put(env, I_REQ_DESC + 16 * d0 + 8, 4, in_len);
+	dm_put(env, I_REQ_DESC + 16 * d0 + 12, 2, out_len ? D_NEXT : 0);
+	dm_put(env, I_REQ_DESC + 16 * d0 + 14, 2, d1);
+	dm_put(env, I_REQ_DESC + 16 * d1, 8, I_TAIL);
+	dm_put(env, I_REQ_DESC + 16 * d1 + 8, 4, out_len);
+	dm_put(env, I_REQ_DESC + 16 * d1 + 12, 2, D_WRITE);
+	dm_put(env, I_REQ_AVAIL + 4 + 2 * slot, 2, d0);
+	v->req_avail++;
+	dm_put(env, I_REQ_AVAIL + 2, 2, v->req_avail);
+	wr(&v->t, v->t.notify, 2, 0);
+	if ((uint16_t)dm_get(env, I_REQ_USED + 2, 2) == v->req_used_seen)
+		return ~0u;
+	uint64_t e = I_REQ_USED + 4 + 8 * (v->req_used_seen % I_QSIZE);
+	CHECK_EQ(dm_get(env, e, 4), d0);
+	v->req_used_seen++;
+	return (uint32_t)dm_get(env, e + 4, 4);
+}
+
+/* A request with its 4-byte tail: the status, or 0xff. */
+static unsigned ireq(struct idrv *v, const uint8_t *in, uint32_t in_len)
+{
+	uint32_t used = ireq_raw(v, in, in_len, 4);
+	if (used != 4)
+		return 0xff;
+	return v->t.env->ram[I_TAIL];
+}
+
+static unsigned i_attach(struct idrv *v, uint32_t dom, uint32_t ep)
+{
+	uint8_t r[20] = { 1 };
+	memcpy(r + 4, &dom, 4);
+	memcpy(r + 8, &ep, 4);
+	return ireq(v, r, sizeof(r));
+}
+
+static unsigned i_map(struct idrv *v, uint32_t dom, uint64_t start, uint64_t end, uint64_t phys, uint32_t flags)
+{
+	uint8_t r[36] = { 3 };
+	memcpy(r + 4, &dom, 4);
+	memcpy(r + 8, &start, 8);
+	memcpy(r + 16, &end, 8);
+	memcpy(r + 24, &phys, 8);
+	memcpy(r + 32, &flags, 4);
+	return ireq(v, r, sizeof(r));
+}
+
+static unsigned i_unmap(struct idrv *v, uint32_t dom, uint64_t start, uint64_t end)
+{
+	uint8_t r[28] = { 4 };
+	memcpy(r + 4, &dom, 4);
+	memcpy(r + 8, &start, 8);
+	memcpy(r + 16, &end, 8);
+	return ireq(v, r, sizeof(r));
+}
+
+static struct viommu_virtio_iommu *g_vi;
+static struct pcidev *g_iommu_dev;
+
+static void on_events(void *ctx)
+{
+	(void)ctx;
+	if (g_iommu_dev)
+		virtio_iommu_events(g_iommu_dev);
+}
+
+int main(void)
+{
+	struct dm_env env;
+	char image[512];
+	if (dm_env_init(&env, 16u << 20)) {
+		fprintf(stderr, "test bed\n");
+		return 1;
+	}
+	int img = make_image(image, sizeof(image), IMAGE_SECTORS, 3);
+	if (img < 0) {
+		fprintf(stderr, "cannot create the temporary image\n");
+		return 1;
+	}
+	dm_case("create");
+	const struct viommu_virtio_iommu_resv msi = { 0xfee00000, 0xfeefffff, VIOMMU_VIRTIO_IOMMU_RESV_MSI };
+	struct viommu_virtio_iommu_config vc = {
+		.size = sizeof(vc), .resv = &msi, .nr_resv = 1, .event = on_events, .probe_size = 64,
+	};
+	if (!CHECK_EQ(viommu_virtio_iommu_create(env.v, &vc, NULL, &g_vi), 0))
+		return dm_done("test_virtio_iommu_dev");
+	const struct viommu_rid blk_rid = { 0, 0, 0x08 }, iommu_rid = { 0, 0, 0x10 };
+	const uint32_t blk_ep = 0x08;
+	viommu_dev *blk_dma = NULL;
+	CHECK_EQ(viommu_virtio_iommu_add_endpoint(g_vi, blk_ep, blk_rid, &blk_dma), 0);
+	struct pcidev_host h = dm_host(&env);
+	struct virtio_blk_config_opts o = { .path = image };
+	struct pcidev *blk = NULL, *iommu = NULL;
+	CHECK_EQ(virtio_blk_create(&o, blk_rid, blk_dma, &h, &blk), 0);
+	CHECK_EQ(virtio_iommu_create(g_vi, vc.probe_size, iommu_rid, dm_env_dev(&env, 0x10), &h, &iommu), 0);
+	if (!blk || !iommu)
+		return dm_done("test_virtio_iommu_dev");
+	g_iommu_dev = iommu;
+	CHECK_EQ(cfg_r(iommu, 0, 2), 0x1af4);
+	CHECK_EQ(cfg_r(iommu, 2, 2), 0x1057);
+
+	struct idrv iv = { .t = { .env = &env, .d = iommu } };
+	uint64_t want = (1ull << F_VERSION_1) | (1ull << F_IOMMU_INPUT_RANGE) | (1ull << F_IOMMU_DOMAIN_RANGE) |
+			(1ull << F_IOMMU_MAP_UNMAP) | (1ull << F_IOMMU_PROBE) | (1ull << F_IOMMU_BYPASS_CONFIG);
+	dm_case("iommu driver init");
+	CHECK_EQ(iommu_init(&iv, want), 0);
+	CHECK_EQ(iv.t.features, want);
+	/* Its configuration through BAR4's device region. */
+	CHECK_EQ(rd(&iv.t, iv.t.device + 0, 8), (1ull << 12) | (1ull << 21) | (1ull << 30));
+	CHECK_EQ(rd(&iv.t, iv.t.device + 16, 8), (1ull << 48) - 1);
+	CHECK_EQ(rd(&iv.t, iv.t.device + 32, 4), 64);
+	CHECK_EQ(rd(&iv.t, iv.t.device + 36, 1), 0);
+	give_event_buffers(&iv, 4, 64);
+
+	/* The disk before any ATTACH: its first ring read (the avail index,
+	 * at DRIVER_OK) faults, it needs a reset, and the eventq says which
+	 * endpoint was refused. */
+	dm_case("blocked disk");
+	struct drv bv = { .env = &env, .d = blk, .iova_off = IOVA_OFF };
+	unsigned msis = env.nr_msis;
+	CHECK_EQ(drv_init(&bv, WANT_ALL, 1, 16), -1);
+	CHECK(status(&bv) & S_NEEDS_RESET);
+	uint8_t ev[24];
+	uint32_t evlen = 0;
+	if (CHECK_EQ(take_event(&iv, ev, &evlen), 1)) {
+		CHECK_EQ(evlen, 24);
+		CHECK_EQ(ev[0], 1); /* VIRTIO_IOMMU_FAULT_R_DOMAIN */
+		CHECK_EQ(dm_get(&env, I_EVBUF + 0 + 8, 4), blk_ep);
+		CHECK_EQ(ev[8], blk_ep);
+		uint64_t addr;
+		memcpy(&addr, ev + 16, 8);
+		CHECK_EQ(addr, G_AVAIL + IOVA_OFF + 2); /* the avail index it read */
+	}
+	CHECK(env.nr_msis > msis); /* the eventq's interrupt */
+
+	/* ATTACH and MAP: rings and headers in one mapping, the data buffer
+	 * in another. */
+	dm_case("attach and map");
+	CHECK_EQ(i_attach(&iv, 1, blk_ep), 0);
+	CHECK_EQ(i_map(&iv, 1, IOVA_OFF, IOVA_OFF + 0xfffff, 0, 3), 0);
+	CHECK_EQ(i_map(&iv, 1, IOVA_OFF + G_DATA, IOVA_OFF + G_DATA + 0xfffff, G_DATA, 3), 0);
+	CHECK_EQ(i_map(&iv, 1, IOVA_OFF + G_DATA, IOVA_OFF + G_DATA + 0xfff, G_DATA, 3), 4); /* overlap: INVAL */
+	CHECK_EQ(drv_init(&bv, WANT_ALL, 1, 16), 0);
+	CHECK_EQ(blk_req(&bv, T_IN, 8, G_DATA, 8192, NULL), ST_OK);
+	uint8_t want_data[8192];
+	CHECK(pread(img, want_data, sizeof(want_data), 8 * 512) == (ssize_t)sizeof(want_data));
+	CHECK(memcmp(env.ram + G_DATA, want_data, sizeof(want_data)) == 0);
+
+	/* PROBE: the MSI window, then zeros, then the tail. */
+	dm_case("probe");
+	uint8_t p[72] = { 5 };
+	memcpy(p + 4, &blk_ep, 4);
+	CHECK_EQ(ireq_raw(&iv, p, sizeof(p), 64 + 4), 68);
+	CHECK_EQ(env.ram[I_TAIL + 64], 0);
+	CHECK_EQ(dm_get(&env, I_TAIL, 2), 1);
+	CHECK_EQ(env.ram[I_TAIL + 4], 1);
+	CHECK_EQ(dm_get(&env, I_TAIL + 8, 8), 0xfee00000);
+	CHECK_EQ(dm_get(&env, I_TAIL + 16, 8), 0xfeefffff);
+	CHECK_EQ(dm_get(&env, I_TAIL + 24, 4), 0);
+
+	/* UNMAP the data buffer: the next read fails with IOERR (the rings
+	 * still work), and the eventq has the fault: a mapping fault of a
+	 * device write at the buffer's IOVA. */
+	dm_case("unmap");
+	CHECK_EQ(i_unmap(&iv, 1, IOVA_OFF + G_DATA, IOVA_OFF + G_DATA + 0xfffff), 0);
+	CHECK_EQ(blk_req(&bv, T_IN, 0, G_DATA, 4096, NULL), ST_IOERR);
+	CHECK(!(status(&bv) & S_NEEDS_RESET));
+	if (CHECK_EQ(take_event(&iv, ev, &evlen), 1)) {
+		CHECK_EQ(ev[0], 2);                              /* R_MAPPING */
+		CHECK_EQ(dm_get(&env, I_EVBUF + 64 + 4, 4), 0x102); /* ADDRESS | WRITE */
+		uint64_t addr;
+		memcpy(&addr, ev + 16, 8);
+		CHECK_EQ(addr, IOVA_OFF + G_DATA);
+	}
+	CHECK_EQ(take_event(&iv, ev, &evlen), 0);
+
+	/* Events wait for buffers: two of the four are used; fault five more
+	 * times, two fit, the rest wait; new buffers take them. */
+	dm_case("events wait for buffers");
+	for (int i = 0; i < 5; i++)
+		CHECK_EQ(blk_req(&bv, T_IN, 0, G_DATA, 512, NULL), ST_IOERR);
+	unsigned got = 0;
+	while (take_event(&iv, ev, &evlen))
+		got++;
+	CHECK_EQ(got, 2);
+	give_event_buffers(&iv, 8, 64);
+	while (take_event(&iv, ev, &evlen))
+		got++;
+	CHECK_EQ(got, 5);
+	struct viommu_virtio_iommu_stats st;
+	viommu_virtio_iommu_get_stats(g_vi, &st);
+	CHECK_EQ(st.events, 7);
+	CHECK_EQ(st.events_lost, 0);
+
+	/* A device reset ends every domain: the disk is blocked again. */
+	dm_case("reset");
+	wr(&iv.t, iv.t.common + C_STATUS, 1, 0);
+	viommu_virtio_iommu_get_stats(g_vi, &st);
+	CHECK_EQ(st.domains, 0);
+	CHECK_EQ(drv_init(&bv, WANT_ALL, 1, 16), -1);
+	CHECK(status(&bv) & S_NEEDS_RESET);
+
+	/* A request with no writable byte: the IOMMU device needs a reset;
+	 * one whose readable part is longer than any request: INVAL. */
+	dm_case("hostile requests");
+	CHECK_EQ(iommu_init(&iv, want), 0);
+	uint8_t big[100] = { 1 };
+	CHECK_EQ(ireq(&iv, big, sizeof(big)), 4);
+	CHECK_EQ(ireq_raw(&iv, big, 20, 0), ~0u);
+	CHECK(status(&iv.t) & S_NEEDS_RESET);
+
+	g_iommu_dev = NULL;
+	pcidev_destroy(blk);
+	pcidev_destroy(iommu);
+	viommu_virtio_iommu_destroy(g_vi);
+	close(img);
+	unlink(image);
+	dm_env_fini(&env);
+	return dm_done("test_virtio_iommu_dev");
+}
