@@ -1155,7 +1155,7 @@ static int vfio_setup(struct vmm *vm)
 			return r;
 		pci_host_template(vm->pci, &host);
 		/* With a virtual IOMMU each device gets its own host IOMMU space. */
-		r = passthrough_create(vm, vm->vfio, vm->vtd ? NULL : vm->vfio_c, vm->opts.vfio[i], rid,
+		r = passthrough_create(vm, vm->vfio, (vm->vtd || vm->vio) ? NULL : vm->vfio_c, vm->opts.vfio[i], rid,
 				       pci_dma_dev(vm->pci, rid), &host, &dev);
 		if (r)
 			return r;
@@ -1165,7 +1165,7 @@ static int vfio_setup(struct vmm *vm)
 			return r;
 		}
 	}
-	if (vm->vtd)
+	if (vm->vtd || vm->vio)
 		return 0; /* each device's space follows its domain (passthrough.c) */
 	struct viommu_mem_region regs[2];
 	unsigned n = vmm_ram_regions(vm, regs);
