@@ -626,8 +626,53 @@ static void test_alloc_failures(void)
 	ta_release(&ta);
 }
 
+/* The ACPI VIOT table (Debian's iasl, 20200925, predates VIOT: the layout
+ * is checked here byte by byte; Linux's parser reads it in the guest tests). */
+static void test_viot(void)
+{
+	check_context("VIOT");
+	uint8_t t[256];
+	struct viommu_rid iommu = { .segment = 0, .bus = 0, .devfn = 0x10 };
+	struct viommu_rid eps[2] = { { 0, 0, 0x08 }, { 0, 1, 0x1a } };
+	int n = viommu_virtio_iommu_viot(iommu, eps, 2, t, sizeof(t));
+	if (!CHECK_EQ(n, 48 + 16 + 2 * 24))
+		return;
+	uint8_t sum = 0;
+	for (int i = 0; i < n; i++)
+		sum = (uint8_t)(sum + t[i]);
+	CHECK_EQ(sum, 0);
+	CHECK(!memcmp(t, "VIOT", 4));
+	CHECK_EQ(get(t + 4, 4), (uint64_t)n);
+	CHECK_EQ(get(t + 36, 2), 3);  /* node count */
+	CHECK_EQ(get(t + 38, 2), 48); /* node offset */
+	/* The virtio-iommu PCI node. */
+	CHECK_EQ(t[48], 3);
+	CHECK_EQ(get(t + 50, 2), 16);
+	CHECK_EQ(get(t + 52, 2), 0);    /* segment */
+	CHECK_EQ(get(t + 54, 2), 0x10); /* BDF */
+	/* PCI range nodes: endpoint ID = BDF, output node = the IOMMU's. */
+	const uint8_t *r = t + 64;
+	CHECK_EQ(r[0], 1);
+	CHECK_EQ(get(r + 2, 2), 24);
+	CHECK_EQ(get(r + 4, 4), 0x08);
+	CHECK_EQ(get(r + 12, 2), 0x08);
+	CHECK_EQ(get(r + 14, 2), 0x08);
+	CHECK_EQ(get(r + 16, 2), 48);
+	r += 24;
+	CHECK_EQ(get(r + 4, 4), 0x11a);
+	CHECK_EQ(get(r + 12, 2), 0x11a);
+	CHECK_EQ(get(r + 14, 2), 0x11a);
+	/* Too small, bad arguments. */
+	CHECK_EQ(viommu_virtio_iommu_viot(iommu, eps, 2, t, 111), -ENOSPC);
+	CHECK_EQ(viommu_virtio_iommu_viot(iommu, NULL, 2, t, sizeof(t)), -EINVAL);
+	CHECK_EQ(viommu_virtio_iommu_viot(iommu, eps, 2, NULL, sizeof(t)), -EINVAL);
+	CHECK_EQ(viommu_virtio_iommu_viot(iommu, eps, 257, t, sizeof(t)), -EINVAL);
+	CHECK_EQ(viommu_virtio_iommu_viot(iommu, NULL, 0, t, sizeof(t)), 64);
+}
+
 int main(void)
 {
+	test_viot();
 	test_config_and_features();
 	test_map_unmap();
 	test_domains();
