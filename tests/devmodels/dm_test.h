@@ -141,9 +141,11 @@ static inline void dm_host_log(void *ctx, struct pcidev *dev, const char *msg)
 static inline void dm_fault_cb(void *ctx, const struct viommu_fault_record *rec)
 {
 	struct dm_env *env = ctx;
-	if (env->nr_faults < DM_MAX_FAULTS)
-		env->faults[env->nr_faults] = *rec;
-	env->nr_faults++;
+	/* Any thread may fault (test_virtio_iommu_events_mt): each takes
+	 * its own slot. */
+	unsigned n = __atomic_fetch_add(&env->nr_faults, 1, __ATOMIC_RELAXED);
+	if (n < DM_MAX_FAULTS)
+		env->faults[n] = *rec;
 }
 
 static inline struct pcidev_host dm_host(struct dm_env *env)
