@@ -176,15 +176,17 @@ for p in /sys/bus/pci/devices/*; do
 done
 
 # ---- the disk -------------------------------------------------------------------
+# /dev/vda, or VM_DISK_DEV if a script before this one set it.
+disk=${VM_DISK_DEV:-vda}
 i=0
-while [ ! -b /dev/vda ] && [ "$i" -lt 100 ]; do
+while [ ! -b /dev/$disk ] && [ "$i" -lt 100 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
-[ -b /dev/vda ] || vfail "no /dev/vda after 10 s (its probe waits for the IOMMU driver); lsmod: $(lsmod | tr '\n' ' ')"
-bdev=$(readlink -f /sys/block/vda/device)
+[ -b /dev/$disk ] || vfail "no /dev/$disk after 10 s (its probe waits for the IOMMU driver); lsmod: $(lsmod | tr '\n' ' ')"
+bdev=$(readlink -f /sys/block/$disk/device)
 bpci=$(basename "$(readlink -f "$bdev/..")")
-say "/dev/vda: $(basename "$bdev") on PCI $bpci, sysfs features $(cat "$bdev/features")"
+say "/dev/$disk: $(basename "$bdev") on PCI $bpci, sysfs features $(cat "$bdev/features")"
 say "  capabilities: $(pci_caps "$bpci")"
 [ -e "/sys/bus/pci/devices/$bpci/iommu_group" ] || vfail "the disk's device $bpci is in no IOMMU group"
 grp=$(readlink -f "/sys/bus/pci/devices/$bpci/iommu_group")

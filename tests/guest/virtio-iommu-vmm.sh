@@ -7,7 +7,8 @@
 # the same guest checks as the QEMU reference (guest_virtio_iommu_qemu):
 # virtio-iommu-checks.sh (the driver bound, the device's identity, features
 # and configuration, the disk in an IOMMU group of type DMA, the VIOT table)
-# and smoke.sh (checksum, write, re-read). Back on the host: exactly the
+# and smoke.sh (checksum, write, re-read); a second disk given with iommu=off
+# is in no IOMMU group and reads right (virtio-iommu-bypass-checks.sh, first). Back on the host: exactly the
 # region the guest wrote changed, and the VMM's --stats show that the guest
 # attached the disk and mapped and unmapped its buffers through the device
 # (strict: an UNMAP per request), with no request refused.
@@ -38,14 +39,19 @@ KVER=$(cat "$IMG/kernel-version") || fail "no $IMG/kernel-version"
 case "$KVER" in 6.12.*) ;; *) fail "$IMG holds kernel $KVER, not a 6.12 one" ;; esac
 smoke_disk "$WORK"
 
-cat "$ROOT/tests/guest/virtio-iommu-checks.sh" "$ROOT/tests/guest/smoke.sh" |
+# A second disk with iommu=off: left out of the VIOT table, untranslated.
+DISK2=$WORK/disk2.img
+head -c $((1024 * 1024)) /dev/urandom >"$DISK2" || fail "cannot write $DISK2"
+SHA2=$(sha256sum "$DISK2" | cut -d' ' -f1)
+
+cat "$ROOT/tests/guest/virtio-iommu-bypass-checks.sh" "$ROOT/tests/guest/virtio-iommu-checks.sh" "$ROOT/tests/guest/smoke.sh" |
 	grep -v '^exit 0$' >"$WORK/virtio-iommu.sh" || fail "cannot write $WORK/virtio-iommu.sh"
 echo "exit 0" >>"$WORK/virtio-iommu.sh"
 
 "$ROOT/scripts/guest-run" --kernel "$IMG/vmlinuz" --initrd "$IMG/initrd.img" \
 	--test "$WORK/virtio-iommu.sh" --workdir "$WORK" --timeout 240 \
-	--append "quiet iommu.strict=1 deferred_probe_timeout=60 vm.devmem=0 vm.iommu_type=DMA vm.modules=virtio_pci,virtio_iommu,virtio_blk vm.cpus=2 vm.disk_size=$SIZE vm.disk_sha256=$SHA vm.write_offset=$OFF" \
-	-- "$VMM" --memory 512 --cpus 2 --disk "$DISK" --serial stdio --iommu virtio --stats \
+	--append "quiet iommu.strict=1 deferred_probe_timeout=60 vm.devmem=0 vm.iommu_type=DMA vm.modules=virtio_pci,virtio_iommu,virtio_blk vm.cpus=2 vm.disk_size=$SIZE vm.disk_sha256=$SHA vm.write_offset=$OFF vm.vdb_sha256=$SHA2" \
+	-- "$VMM" --memory 512 --cpus 2 --disk "$DISK" --disk "$DISK2,ro,iommu=off" --serial stdio --iommu virtio --stats \
 	2>"$WORK/vmm.err"
 rc=$?
 cat "$WORK/vmm.err" >&2
@@ -57,6 +63,8 @@ tr -d '\r' <"$WORK/serial.log" >"$TXT" || fail "cannot read $WORK/serial.log"
 grep -q "^virtio-iommu: the disk's IOMMU group [0-9]*: type DMA," "$TXT" ||
 	fail "the guest's report of the disk's IOMMU group is not in $WORK/serial.log"
 grep -E "^virtio-iommu: (driver |device features|driver features|the disk's IOMMU group)" "$TXT"
+grep -q "^virtio-iommu-bypass: the iommu=off disk, .* is in no IOMMU group and its SHA-256 matches" "$TXT" ||
+	fail "the guest's report of the iommu=off disk is not in $WORK/serial.log"
 
 # The VMM's view: the guest attached the disk and mapped and unmapped
 # through the device, and no request was refused.
