@@ -12,10 +12,14 @@
  *
  * Queue 1 (eventq): the driver's empty buffers, filled with fault events as
  * the front-end has them. Events come from whatever thread's DMA faulted,
- * possibly one that is serving this very queue (a buffer address that
- * faults), so the event path never waits for the queue's lock: it marks
- * events pending and serves the queue only if the lock is free, and whoever
- * holds the queue looks at the mark again before it lets go.
+ * possibly one that is serving this very queue (its own DMA of the ring, or
+ * of a buffer, that faults), so the event path marks events pending and
+ * serves the queue only if its lock is free, or leaves them to the thread
+ * that serves it now, which looks at the mark again before it lets go; a
+ * thread that is itself serving the queue (all of this device's queue_notify
+ * for it, the interrupt included) just marks them. Another thread waits,
+ * yielding, for the holder to let go: a holder never waits for anything
+ * else (the front-end's pop_event takes no lock that a request holds).
  *
  * The device's own DMA (its rings) goes through the viommu_dev given at
  * create time, which must not be one of the front-end's endpoints: the
@@ -118,10 +122,14 @@ static void serve_requests(struct vio *d, struct vq *vq)
 			}
 		} else {
 			/* The request itself faulted (recorded by the IOMMU):
-			 * say DEVERR... if the status can be written. */
-			uint8_t tail[4] = { 3, 0, 0, 0 };
+			 * DEVERR in the last 4 bytes of what a reply could
+			 * use (a PROBE's tail comes after its properties, and
+			 * Linux reads it there only when all of them came
+			 * back), the rest zero. */
+			memset(d->out, 0, out_len);
+			d->out[out_len - 4] = 3; /* VIRTIO_IOMMU_S_DEVERR */
 			size_t w = 0;
-			vq_chain_write(vq, &c, 0, tail, sizeof(tail), &w);
+			vq_chain_write(vq, &c, 0, d->out, out_len, &w);
 			used = (uint32_t)w;
 		}
 		if (vq_push(vq, c.head, used, &err)) {
@@ -142,7 +150,6 @@ static void serve_events(struct vio *d, struct vq *vq)
 	unsigned done = 0;
 	char why[160];
 
-	serving_events = d;
 	while (__atomic_exchange_n(&d->events_pending, 0, __ATOMIC_ACQ_REL)) {
 		for (;;) {
 			struct vq_chain c;
@@ -159,13 +166,23 @@ static void serve_events(struct vio *d, struct vq *vq)
 			if (r == 0)
 				break;
 			uint8_t ev[VIOMMU_VIRTIO_IOMMU_EVENT_SIZE];
+			size_t w = 0;
+			if (c.wlen < sizeof(ev)) {
+				/* Too short for an event: back empty, and the
+				 * event waits for the next buffer. */
+				goto push;
+			}
 			if (viommu_virtio_iommu_pop_event(d->vi, ev)) {
 				vq_unpop(vq);
 				break;
 			}
-			size_t w = 0;
-			if (c.wlen >= sizeof(ev))
-				vq_chain_write(vq, &c, 0, ev, sizeof(ev), &w);
+			if (vq_chain_write(vq, &c, 0, ev, sizeof(ev), &w) || w != sizeof(ev)) {
+				/* The buffer faulted (recorded by the IOMMU):
+				 * the event is lost, and counted so. */
+				viommu_virtio_iommu_event_lost(d->vi);
+				w = 0;
+			}
+push:
 			if (vq_push(vq, c.head, (uint32_t)w, &err)) {
 				snprintf(why, sizeof(why), "eventq: %s", vq_error_name(err));
 				virtio_pci_needs_reset(vp, why);
@@ -175,7 +192,6 @@ static void serve_events(struct vio *d, struct vq *vq)
 		}
 	}
 out:
-	serving_events = NULL;
 	if (done)
 		virtio_pci_queue_interrupt(vp, VIO_EVENTQ);
 }
@@ -189,9 +205,15 @@ static void vio_queue_notify(struct virtio_pci *vp, unsigned q)
 	if (q == VIO_REQUESTQ) {
 		serve_requests(d, vq);
 	} else {
-		/* New buffers: events that waited for them can go now. */
+		/* New buffers: events that waited for them can go now. The
+		 * mark covers everything done with the queue's lock held here,
+		 * the interrupt's read of the ring's flags included (a DMA that
+		 * may fault and raise an event on this thread). */
 		__atomic_store_n(&d->events_pending, 1, __ATOMIC_RELEASE);
+		struct vio *outer = serving_events;
+		serving_events = d;
 		serve_events(d, vq);
+		serving_events = outer;
 	}
 }
 

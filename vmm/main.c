@@ -322,13 +322,13 @@ int main(int argc, char **argv)
 			viommu_virtio_iommu_get_stats(vm.vio, &vs);
 			fprintf(stderr,
 				"viommu-vmm: virtio-iommu requests=%llu attaches=%llu detaches=%llu maps=%llu unmaps=%llu "
-				"domains=%llu mappings=%llu events=%llu events_lost=%llu failed=%llu (inval=%llu range=%llu "
+				"domains=%llu mappings=%llu events=%llu events_lost=%llu events_foreign=%llu failed=%llu (inval=%llu range=%llu "
 				"noent=%llu nomem=%llu unsupp=%llu)\n",
 				(unsigned long long)vs.requests, (unsigned long long)vs.attaches,
 				(unsigned long long)vs.detaches, (unsigned long long)vs.maps, (unsigned long long)vs.unmaps,
 				(unsigned long long)vs.domains, (unsigned long long)vs.mappings,
 				(unsigned long long)vs.events, (unsigned long long)vs.events_lost,
-				(unsigned long long)(vs.requests - vs.status[0]), (unsigned long long)vs.status[4],
+				(unsigned long long)vs.events_foreign, (unsigned long long)(vs.requests - vs.status[0]), (unsigned long long)vs.status[4],
 				(unsigned long long)vs.status[5], (unsigned long long)vs.status[6],
 				(unsigned long long)vs.status[8], (unsigned long long)vs.status[2]);
 		}

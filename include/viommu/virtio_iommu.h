@@ -51,7 +51,7 @@ extern "C" {
 
 typedef struct viommu_virtio_iommu viommu_virtio_iommu;
 
-/* The virtio device ID (5) and the PCI device ID of a modern device. */
+/* The virtio device ID (5.13.1) and the PCI device ID of a modern device. */
 #define VIOMMU_VIRTIO_IOMMU_DEVICE_ID 23
 #define VIOMMU_VIRTIO_IOMMU_PCI_DEVICE_ID (0x1040 + VIOMMU_VIRTIO_IOMMU_DEVICE_ID)
 
@@ -80,9 +80,12 @@ struct viommu_virtio_iommu_resv {
 	uint32_t subtype; /**< VIOMMU_VIRTIO_IOMMU_RESV_* */
 };
 
-/* Called (with no lock of the object held) when a fault event waits and the
- * event queue had none waiting before: the device model should pop events
- * into the driver's buffers. */
+/* Called (with no lock of the object held) each time a fault record is
+ * queued, on the thread whose DMA faulted: the device model should pop events
+ * into the driver's buffers when it has some. That thread may be in the
+ * middle of a zero-copy transfer (a DMA hold) that an UNMAP, holding the
+ * object's request lock, waits for: the callback must not wait for a
+ * request to finish (pop_event does not). */
 typedef void (*viommu_virtio_iommu_event_fn)(void *ctx);
 
 struct viommu_virtio_iommu_config {
@@ -92,7 +95,9 @@ struct viommu_virtio_iommu_config {
 	uint32_t probe_size;    /**< in: PROBE's property buffer, 0 = 512;
 				     out: at least what the reserved regions need */
 	uint32_t max_mappings;  /**< live mappings over all domains; a MAP beyond
-				     it fails with NOMEM. 0 = 2^20 */
+				     it fails with NOMEM. 0 = 65536 (each may
+				     cost a 4 KiB table: this bounds what a
+				     guest makes the host allocate) */
 	uint32_t events;        /**< fault events that may wait, 0 = 256; more
 				     are counted lost */
 	const struct viommu_virtio_iommu_resv *resv; /**< copied */
@@ -156,8 +161,15 @@ VIOMMU_API int viommu_virtio_iommu_request(viommu_virtio_iommu *vi, const void *
 					   size_t out_len, size_t *written);
 
 /** Take the oldest waiting fault event (VIOMMU_VIRTIO_IOMMU_EVENT_SIZE bytes,
- *  little-endian as the guest reads it). 0, or -EAGAIN when none waits. */
+ *  little-endian as the guest reads it). 0, or -EAGAIN when none waits.
+ *  Take a buffer from the driver first: an event popped is the caller's.
+ *  It takes no lock that a request holds while it drains DMA (see the
+ *  config's event callback), so it may run on a faulting thread. */
 VIOMMU_API int viommu_virtio_iommu_pop_event(viommu_virtio_iommu *vi, uint8_t *ev);
+
+/** The event last popped could not be delivered (the driver's buffer could
+ *  not be written): counted in events_lost instead of events. */
+VIOMMU_API void viommu_virtio_iommu_event_lost(viommu_virtio_iommu *vi);
 
 /** Device reset: every endpoint detached (blocked), every domain and
  *  mapping gone, features cleared, bypass 0, waiting events dropped. */
@@ -183,8 +195,11 @@ struct viommu_virtio_iommu_stats {
 	uint64_t attaches, detaches; /**< ATTACH / DETACH requests that succeeded */
 	uint64_t domains;            /**< live domains */
 	uint64_t mappings;           /**< live mappings */
-	uint64_t events;             /**< fault events queued */
-	uint64_t events_lost;        /**< fault events lost (queue full) */
+	uint64_t events;             /**< fault events handed to the driver */
+	uint64_t events_lost;        /**< fault events lost: the queue was full,
+					  or the driver's buffer could not take it */
+	uint64_t events_foreign;     /**< fault records of requesters that are
+					  not endpoints (not the device's to report) */
 };
 VIOMMU_API void viommu_virtio_iommu_get_stats(viommu_virtio_iommu *vi, struct viommu_virtio_iommu_stats *out);
 

@@ -13,7 +13,18 @@
  *
  * Faults come from the core through a fault queue installed on the instance;
  * pop_event turns the oldest record of one of our endpoints into a fault
- * event. `lock` guards everything here; the fault queue has its own.
+ * event. `lock` guards the domains, the features and the config; `ep_lock`
+ * the endpoint table, which is all pop_event needs: pop_event runs on
+ * whatever thread a fault raised the event on, which may be in the middle of
+ * a zero-copy transfer (a DMA hold), while a request holding `lock` waits in
+ * viommu_dma_drain for that transfer to end. Order: lock, then ep_lock. The
+ * fault queue has its own lock.
+ *
+ * An UNMAP, and an ATTACH or DETACH that takes an endpoint out of a domain,
+ * drain the instance's zero-copy transfers (viommu_dma_drain) before their
+ * status is written, as the VT-d front-end does after an invalidation: a
+ * transfer that translated before the change may still be moving data to
+ * what was mapped, and the driver may reuse the page once it has the status.
  *
  * The internals of the core used (core_internal.h): the instance's
  * allocation hooks and whether it has a fault queue already.
@@ -111,6 +122,7 @@ struct viommu_virtio_iommu {
 	viommu *v;
 	struct valloc alloc;
 	pthread_mutex_t lock;
+	pthread_mutex_t ep_lock;
 	struct viommu_virtio_iommu_config cfg;
 	struct viommu_virtio_iommu_resv resv[MAX_RESV];
 	uint64_t offered, features;
@@ -122,7 +134,9 @@ struct viommu_virtio_iommu {
 	uint32_t nr_doms, cap_doms;
 	uint64_t nr_mappings;
 	viommu_fault_queue *fq;
-	struct viommu_virtio_iommu_stats st;
+	struct viommu_virtio_iommu_stats st; /* under lock, but events, foreign and undelivered: atomic */
+	uint64_t foreign;     /* fault records of requesters that are not endpoints */
+	uint64_t undelivered; /* events popped whose buffer could not take them */
 };
 
 static uint32_t get32(const uint8_t *p)
@@ -218,8 +232,9 @@ static int ep_park(viommu_virtio_iommu *vi, struct vi_ep *ep)
 
 static void dom_free(viommu_virtio_iommu *vi, struct vi_dom *dom)
 {
-	if (dom->d)
-		viommu_domain_destroy(dom->d);
+	/* Every endpoint left it first: the core cannot refuse. */
+	if (dom->d && viommu_domain_destroy(dom->d))
+		core_log(vi->v, VIOMMU_LOG_ERROR, "virtio-iommu: domain %u could not be destroyed", dom->id);
 	vi->nr_mappings -= dom->nr_maps;
 	if (dom->maps)
 		valloc_put(&vi->alloc, dom->maps, (size_t)dom->cap_maps * sizeof(*dom->maps), 16);
@@ -304,6 +319,10 @@ static uint8_t do_attach(viommu_virtio_iommu *vi, const uint8_t *req)
 	dom->nr_eps++;
 	if (old && --old->nr_eps == 0)
 		dom_drop(vi, old);
+	/* A transfer that went through the old domain may still be moving
+	 * data (see the top). */
+	if (old)
+		viommu_dma_drain(vi->v);
 	return S_OK;
 }
 
@@ -316,17 +335,17 @@ static uint8_t do_detach(viommu_virtio_iommu *vi, const uint8_t *req)
 	struct vi_ep *ep = ep_find(vi, endpoint);
 	if (!ep)
 		return S_NOENT;
+	/* 5.13.6.4: a domain that does not exist, or one the endpoint is not
+	 * attached to. */
 	struct vi_dom *dom = dom_find(vi, domain);
-	if (!dom)
-		return S_NOENT;
-	/* 5.13.6.4: an endpoint that is not attached to that domain. */
-	if (ep->dom != dom)
+	if (!dom || ep->dom != dom)
 		return S_INVAL;
 	int r = ep_park(vi, ep);
 	if (r)
 		return errno_status(r);
 	if (--dom->nr_eps == 0)
 		dom_drop(vi, dom);
+	viommu_dma_drain(vi->v);
 	return S_OK;
 }
 
@@ -433,6 +452,7 @@ static uint8_t do_unmap(viommu_virtio_iommu *vi, const uint8_t *req)
 	memmove(&dom->maps[first], &dom->maps[last], (size_t)(dom->nr_maps - last) * sizeof(*dom->maps));
 	dom->nr_maps -= n;
 	vi->nr_mappings -= n;
+	viommu_dma_drain(vi->v);
 	return status;
 }
 
@@ -496,8 +516,10 @@ int viommu_virtio_iommu_request(viommu_virtio_iommu *vi, const void *in, size_t 
 			 * a writable part too short for it has no place for
 			 * it, so the status goes in its last 4 bytes. */
 			status = S_INVAL;
-			if (in_len == PROBE_LEN)
+			if (in_len == PROBE_LEN) {
 				tail_at = out_len - TAIL_LEN;
+				memset(o, 0, tail_at);
+			}
 		} else {
 			memset(o, 0, vi->cfg.probe_size);
 			status = do_probe(vi, req, o);
@@ -584,8 +606,9 @@ void viommu_virtio_iommu_config_write(viommu_virtio_iommu *vi, uint32_t off, con
 	if (negotiated(vi, VIOMMU_VIRTIO_IOMMU_F_BYPASS_CONFIG) && (val & 1) != vi->bypass) {
 		vi->bypass = val & 1;
 		for (uint32_t i = 0; i < vi->nr_eps; i++)
-			if (!vi->eps[i].dom)
-				ep_park(vi, &vi->eps[i]);
+			if (!vi->eps[i].dom && ep_park(vi, &vi->eps[i]))
+				core_log(vi->v, VIOMMU_LOG_ERROR, "virtio-iommu: endpoint %#x kept its old bypass state",
+					 vi->eps[i].id);
 	}
 	pthread_mutex_unlock(&vi->lock);
 }
@@ -602,7 +625,10 @@ int viommu_virtio_iommu_add_endpoint(viommu_virtio_iommu *vi, uint32_t endpoint,
 		r = -EEXIST;
 		goto out;
 	}
+	/* pop_event reads the table under ep_lock only. */
+	pthread_mutex_lock(&vi->ep_lock);
 	r = grow(&vi->alloc, (void **)&vi->eps, &vi->cap_eps, vi->nr_eps + 1, sizeof(*vi->eps));
+	pthread_mutex_unlock(&vi->ep_lock);
 	if (r)
 		goto out;
 	viommu_dev *d;
@@ -616,7 +642,9 @@ int viommu_virtio_iommu_add_endpoint(viommu_virtio_iommu *vi, uint32_t endpoint,
 		viommu_dev_destroy(d);
 		goto out;
 	}
+	pthread_mutex_lock(&vi->ep_lock);
 	vi->nr_eps++;
+	pthread_mutex_unlock(&vi->ep_lock);
 	*dev = d;
 out:
 	pthread_mutex_unlock(&vi->lock);
@@ -641,15 +669,19 @@ int viommu_virtio_iommu_pop_event(viommu_virtio_iommu *vi, uint8_t *ev)
 	for (;;) {
 		if (viommu_fault_queue_pop(vi->fq, &rec))
 			return -EAGAIN;
-		pthread_mutex_lock(&vi->lock);
+		/* ep_lock only: see the top. */
+		pthread_mutex_lock(&vi->ep_lock);
 		struct vi_ep *ep = ep_by_rid(vi, rec.rid);
 		uint32_t id = ep ? ep->id : 0;
-		pthread_mutex_unlock(&vi->lock);
-		/* Interrupt faults and other requesters' faults are not the
-		 * device's to report. */
+		pthread_mutex_unlock(&vi->ep_lock);
+		/* Interrupt faults and other requesters' faults (the device's
+		 * own, an iommu=off device's) are not the device's to report:
+		 * counted, not sent. */
 		if (!ep || rec.reason == VIOMMU_FAULT_IR_INDEX || rec.reason == VIOMMU_FAULT_IR_NOT_PRESENT ||
-		    rec.reason == VIOMMU_FAULT_IR_COMPAT_BLOCKED || rec.reason == VIOMMU_FAULT_IR_SOURCE_ID)
+		    rec.reason == VIOMMU_FAULT_IR_COMPAT_BLOCKED || rec.reason == VIOMMU_FAULT_IR_SOURCE_ID) {
+			__atomic_fetch_add(&vi->foreign, 1, __ATOMIC_RELAXED);
 			continue;
+		}
 		uint8_t reason = FAULT_R_UNKNOWN;
 		switch (rec.reason) {
 		case VIOMMU_FAULT_BLOCKED:
@@ -671,11 +703,17 @@ int viommu_virtio_iommu_pop_event(viommu_virtio_iommu *vi, uint8_t *ev)
 		put32(ev + 4, flags);
 		put32(ev + 8, id);
 		put64(ev + 16, rec.addr);
-		pthread_mutex_lock(&vi->lock);
-		vi->st.events++;
-		pthread_mutex_unlock(&vi->lock);
+		__atomic_fetch_add(&vi->st.events, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
+}
+
+void viommu_virtio_iommu_event_lost(viommu_virtio_iommu *vi)
+{
+	if (!vi)
+		return;
+	__atomic_fetch_sub(&vi->st.events, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&vi->undelivered, 1, __ATOMIC_RELAXED);
 }
 
 static void fq_raise(void *ctx)
@@ -722,9 +760,11 @@ void viommu_virtio_iommu_get_stats(viommu_virtio_iommu *vi, struct viommu_virtio
 	out->domains = vi->nr_doms;
 	out->mappings = vi->nr_mappings;
 	pthread_mutex_unlock(&vi->lock);
+	out->events = __atomic_load_n(&vi->st.events, __ATOMIC_RELAXED);
+	out->events_foreign = __atomic_load_n(&vi->foreign, __ATOMIC_RELAXED);
 	struct viommu_fault_queue_status fs;
 	viommu_fault_queue_get_status(vi->fq, &fs);
-	out->events_lost = fs.lost;
+	out->events_lost = fs.lost + __atomic_load_n(&vi->undelivered, __ATOMIC_RELAXED);
 }
 
 /* ACPI VIOT (virtio 1.2 appendix / ACPI 6.5 5.2.30): sizes and node types. */
@@ -796,8 +836,11 @@ static int config_check(struct viommu_virtio_iommu_config *c)
 		c->probe_size = need;
 	if (c->probe_size > 65536)
 		return -EINVAL;
+	/* Each mapping may need a leaf table of its own (4 KiB), and the
+	 * list is kept sorted by moving its tail: 65536 bounds what a guest
+	 * can make the host allocate to about 256 MiB of tables. */
 	if (!c->max_mappings)
-		c->max_mappings = 1u << 20;
+		c->max_mappings = 1u << 16;
 	if (!c->events)
 		c->events = 256;
 	if (c->events > (1u << 20))
@@ -851,13 +894,20 @@ int viommu_virtio_iommu_create(viommu *v, struct viommu_virtio_iommu_config *cfg
 		r = -ENOMEM;
 		goto err_free;
 	}
+	if (pthread_mutex_init(&vi->ep_lock, NULL)) {
+		pthread_mutex_destroy(&vi->lock);
+		r = -ENOMEM;
+		goto err_free;
+	}
 	struct viommu_domain_config idc = { .size = sizeof(idc), .type = VIOMMU_DOMAIN_IDENTITY };
 	r = viommu_domain_create(v, &idc, &vi->identity);
 	if (r)
 		goto err_lock;
 	struct viommu_alloc hooks = { .size = sizeof(hooks), .alloc = a.alloc, .free = a.free, .ctx = a.ctx };
 	struct viommu_fault_queue_config fqc = {
-		.size = sizeof(fqc), .entries = c.events, .flags = VIOMMU_FQ_IRQ_ON_EMPTY, .raise = fq_raise, .ctx = vi,
+		/* A raise per record, not only on empty to non-empty: a raise
+		 * that a LOSE_IRQ rule swallowed is made good by the next. */
+		.size = sizeof(fqc), .entries = c.events, .raise = fq_raise, .ctx = vi,
 	};
 	r = viommu_fault_queue_create(&fqc, &hooks, &vi->fq);
 	if (r)
@@ -881,6 +931,7 @@ err_fq:
 err_identity:
 	viommu_domain_destroy(vi->identity);
 err_lock:
+	pthread_mutex_destroy(&vi->ep_lock);
 	pthread_mutex_destroy(&vi->lock);
 err_free:
 	valloc_put(&a, vi, sizeof(*vi), 64);
@@ -906,6 +957,7 @@ void viommu_virtio_iommu_destroy(viommu_virtio_iommu *vi)
 		valloc_put(&vi->alloc, vi->doms, (size_t)vi->cap_doms * sizeof(*vi->doms), 16);
 	viommu_domain_destroy(vi->identity);
 	viommu_fault_queue_destroy(vi->fq);
+	pthread_mutex_destroy(&vi->ep_lock);
 	pthread_mutex_destroy(&vi->lock);
 	struct valloc a = vi->alloc;
 	valloc_put(&a, vi, sizeof(*vi), 64);

@@ -11,6 +11,16 @@
  */
 #include "vio_drv.h"
 
+#include <viommu/inject.h>
+
+static uint64_t get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
 static struct viommu_virtio_iommu *g_vi;
 static struct pcidev *g_iommu_dev;
 
@@ -148,6 +158,38 @@ int main(void)
 	viommu_virtio_iommu_get_stats(g_vi, &st);
 	CHECK_EQ(st.events, 7);
 	CHECK_EQ(st.events_lost, 0);
+
+	/* The device's own DMA faults while it fills the event queue: every
+	 * read of the eventq's avail flags (the interrupt's check, made with
+	 * the queue's lock held) faults, and that fault's event is raised on
+	 * the very thread that holds the queue. It must neither wait for
+	 * itself nor lose the disk's events. */
+	dm_case("the event queue's own DMA faults");
+	struct viommu_inject_rule rule = {
+		.size = sizeof(rule), .action = VIOMMU_INJECT_FAULT,
+		.match = VIOMMU_INJECT_M_RID | VIOMMU_INJECT_M_RANGE | VIOMMU_INJECT_M_ACCESS,
+		.rid = iommu_rid, .first = I_EV_AVAIL, .last = I_EV_AVAIL + 1, .access = VIOMMU_ACCESS_READ,
+		.reason = VIOMMU_FAULT_PERMISSION,
+	};
+	uint32_t rule_id;
+	CHECK_EQ(viommu_inject_add(env.v, &rule, &rule_id), 0);
+	viommu_virtio_iommu_get_stats(g_vi, &st);
+	uint64_t foreign0 = st.events_foreign;
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(blk_req(&bv, T_IN, 0, G_DATA, 512, NULL), ST_IOERR);
+	got = 0;
+	while (take_event(&iv, ev, &evlen)) {
+		CHECK_EQ(get_le(ev + 8, 4), blk_ep);
+		got++;
+	}
+	CHECK_EQ(got, 3);
+	struct viommu_inject_info info;
+	CHECK_EQ(viommu_inject_get(env.v, rule_id, &info), 0);
+	CHECK(info.fired >= 3);
+	viommu_virtio_iommu_get_stats(g_vi, &st);
+	CHECK(st.events_foreign > foreign0); /* the device's own faults: counted, not sent */
+	CHECK_EQ(viommu_inject_remove(env.v, rule_id), 0);
+	give_event_buffers(&iv, 3, 64);
 
 	/* A device reset ends every domain: the disk is blocked again. */
 	dm_case("reset");

@@ -197,9 +197,7 @@ static int m_detach(struct model *m, uint32_t domain, unsigned e)
 	if (e >= FZ_ENDPOINTS)
 		return S_NOENT;
 	int d = m_dom(m, domain);
-	if (d < 0)
-		return S_NOENT;
-	if (m->ep_dom[e] != d)
+	if (d < 0 || m->ep_dom[e] != d)
 		return S_INVAL;
 	m->ep_dom[e] = -1;
 	if (--m->doms[d].eps == 0)
