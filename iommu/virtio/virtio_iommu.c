@@ -40,6 +40,7 @@
 
 #include "alloc.h"
 #include "core_internal.h"
+#include "le.h"
 
 /* 5.13.6: request types and status values. */
 #define T_ATTACH 1
@@ -138,34 +139,6 @@ struct viommu_virtio_iommu {
 	uint64_t foreign;     /* fault records of requesters that are not endpoints */
 	uint64_t undelivered; /* events popped whose buffer could not take them */
 };
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 static int all_zero(const uint8_t *p, size_t n)
 {
@@ -363,6 +336,21 @@ static uint32_t map_lower(const struct vi_dom *dom, uint64_t addr)
 	return lo;
 }
 
+/* What MAP and UNMAP check first: the domain (NOENT), that it is not a
+ * bypass domain (5.13.6.5, 5.13.6.6: it has no mappings; INVAL), and that
+ * the range does not end before it starts (INVAL). */
+static uint8_t map_target(viommu_virtio_iommu *vi, uint32_t domain, uint64_t start, uint64_t end,
+			  struct vi_dom **out)
+{
+	struct vi_dom *dom = dom_find(vi, domain);
+	if (!dom)
+		return S_NOENT;
+	if (dom->bypass || end < start)
+		return S_INVAL;
+	*out = dom;
+	return S_OK;
+}
+
 static uint8_t do_map(viommu_virtio_iommu *vi, const uint8_t *req)
 {
 	uint32_t domain = get32(req + 4), flags = get32(req + 32);
@@ -371,14 +359,10 @@ static uint8_t do_map(viommu_virtio_iommu *vi, const uint8_t *req)
 
 	if (!all_zero(req + 1, 3) || (flags & ~known))
 		return S_INVAL;
-	struct vi_dom *dom = dom_find(vi, domain);
-	if (!dom)
-		return S_NOENT;
-	/* 5.13.6.5: a bypass domain has no mappings. */
-	if (dom->bypass)
-		return S_INVAL;
-	if (end < start)
-		return S_INVAL;
+	struct vi_dom *dom;
+	uint8_t st = map_target(vi, domain, start, end, &dom);
+	if (st != S_OK)
+		return st;
 	/* Page granularity and the input range; the output must fit the
 	 * table's 52 address bits. */
 	uint64_t size = end - start + 1;
@@ -420,13 +404,10 @@ static uint8_t do_unmap(viommu_virtio_iommu *vi, const uint8_t *req)
 
 	if (!all_zero(req + 1, 3) || !all_zero(req + 24, 4))
 		return S_INVAL;
-	struct vi_dom *dom = dom_find(vi, domain);
-	if (!dom)
-		return S_NOENT;
-	if (dom->bypass)
-		return S_INVAL;
-	if (end < start)
-		return S_INVAL;
+	struct vi_dom *dom;
+	uint8_t st = map_target(vi, domain, start, end, &dom);
+	if (st != S_OK)
+		return st;
 	uint32_t first = map_lower(dom, start), last = first;
 	while (last < dom->nr_maps && dom->maps[last].start <= end)
 		last++;

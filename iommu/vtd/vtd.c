@@ -41,6 +41,7 @@
 #include <viommu/vtd.h>
 
 #include "core_internal.h"
+#include "le.h"
 #include "vtd_internal.h"
 #include "vtd_regs.h"
 
@@ -1660,23 +1661,7 @@ void viommu_vtd_destroy(viommu_vtd *t)
 /* ------------------------------------------------------------------------ */
 /* ACPI DMAR table (8.1, 8.3, 8.3.1)                                        */
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
+/* put16, put32, put64: le.h */
 
 #define VTD_DMAR_MAX_IOAPICS 256u
 #define VTD_DMAR_MAX_DEVICES 256u
