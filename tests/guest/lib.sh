@@ -59,3 +59,32 @@ smoke_disk_check() {
 	cmp -s -n "$OFF" "$DISK" "$1/disk.orig" || fail "the image changed before offset $OFF"
 	cmp -s -i "$((OFF + LEN))" "$DISK" "$1/disk.orig" || fail "the image changed after offset $((OFF + LEN))"
 }
+
+# inject_check_host WORK_DIR: what vtd-inject-vmm.sh saved of a run whose rule
+# faulted 00:01.0's DMA reads once with reason permission (guest_vtd_inject,
+# guest_virtio_iommu_inject): the rule was accepted and fired once, the stats
+# count a fault, and the fault stream holds its acknowledgement and exactly
+# one record, of that requester, a read, that reason and no PASID. Sets REC
+# (the record) and HADDR (its address); calls the caller's fail on a miss.
+inject_check_host() {
+	local w=$1 nrec
+	grep -Eq '^\{"ok":true,"id":[0-9]+\}$' "$w/inject-add.out" 2>/dev/null ||
+		fail "inject-add did not succeed: $(cat "$w/inject-add.out" 2>/dev/null)"
+	grep -Eq '"action":"fault","rid":"0000:00:01.0".*"access":"r".*"max_fires":1,"reason":"permission","matched":[1-9][0-9]*,"fired":1\}' \
+		"$w/inject-list.out" 2>/dev/null ||
+		fail "inject-list does not show the rule fired once: $(cat "$w/inject-list.out" 2>/dev/null)"
+	grep -Eq '"faults":[1-9]' "$w/stats.out" 2>/dev/null || fail "stats count no fault: $(cat "$w/stats.out" 2>/dev/null)"
+	[ "$(head -1 "$w/faults.jsonl")" = '{"ok":true,"follow":true,"seen":0}' ] ||
+		fail "the fault stream did not start with its acknowledgement: $(head -1 "$w/faults.jsonl")"
+	nrec=$(tail -n +2 "$w/faults.jsonl" | grep -c '"seq":')
+	REC=$(tail -n +2 "$w/faults.jsonl" | grep -m1 '"seq":')
+	[ "$nrec" -eq 1 ] || fail "the fault stream holds $nrec records, expected 1: $(cat "$w/faults.jsonl")"
+	grep -q '"rid":"0000:00:01.0"' <<<"$REC" || fail "the record is not for 0000:00:01.0: $REC"
+	grep -q '"access":"r' <<<"$REC" || fail "the record is not a read: $REC"
+	grep -q '"reason":"permission"' <<<"$REC" || fail "the record's reason is not permission: $REC"
+	grep -q '"pasid":null' <<<"$REC" || fail "the record has a PASID (the guest said NO_PASID): $REC"
+	HADDR=$(sed -nE 's/.*"addr":"(0x[0-9a-f]+)".*/\1/p' <<<"$REC")
+	[ -n "$HADDR" ] || fail "no addr in the record: $REC"
+	grep -q "the fault stream follower exited with status 0" "$w/driver.log" ||
+		fail "the fault stream follower did not end cleanly when the VMM exited"
+}

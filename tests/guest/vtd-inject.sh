@@ -70,13 +70,6 @@ LOG=$WORK/serial.log
 [ -f "$WORK/driver.log" ] && sed 's/^/vtd-inject: driver: /' "$WORK/driver.log"
 [ "$rc" -eq 0 ] || fail "scripts/guest-run failed with status $rc (serial log: $LOG)"
 
-# The rule was accepted, and fired once.
-grep -Eq '^\{"ok":true,"id":[0-9]+\}$' "$WORK/inject-add.out" 2>/dev/null ||
-	fail "inject-add did not succeed: $(cat "$WORK/inject-add.out" 2>/dev/null)"
-grep -Eq '"action":"fault","rid":"0000:00:01.0".*"access":"r".*"max_fires":1,"reason":"permission","matched":[1-9][0-9]*,"fired":1\}' \
-	"$WORK/inject-list.out" 2>/dev/null || fail "inject-list does not show the rule fired once: $(cat "$WORK/inject-list.out" 2>/dev/null)"
-grep -Eq '"faults":[1-9]' "$WORK/stats.out" 2>/dev/null || fail "stats count no fault: $(cat "$WORK/stats.out" 2>/dev/null)"
-
 # What the guest's driver logged.
 gline=$(grep -a -m1 '^VTD-INJECT-FAULT: ' "$LOG" | tr -d '\r')
 [ -n "$gline" ] || fail "the guest printed no VTD-INJECT-FAULT line"
@@ -84,24 +77,13 @@ gaddr=$(sed -nE 's/.*fault addr (0x[0-9a-f]+).*/\1/p' <<<"$gline")
 [ -n "$gaddr" ] || fail "no fault address in: $gline"
 echo "vtd-inject: guest: ${gline#VTD-INJECT-FAULT: }"
 
-# The host's fault stream: the acknowledgement, then exactly one record.
-[ "$(head -1 "$WORK/faults.jsonl")" = '{"ok":true,"follow":true,"seen":0}' ] ||
-	fail "the fault stream did not start with its acknowledgement: $(head -1 "$WORK/faults.jsonl")"
-nrec=$(tail -n +2 "$WORK/faults.jsonl" | grep -c '"seq":')
-rec=$(tail -n +2 "$WORK/faults.jsonl" | grep -m1 '"seq":')
-[ "$nrec" -eq 1 ] || fail "the fault stream holds $nrec records, expected 1: $(cat "$WORK/faults.jsonl")"
-echo "vtd-inject: host: $rec"
-grep -q '"rid":"0000:00:01.0"' <<<"$rec" || fail "the record is not for 0000:00:01.0: $rec"
-grep -q '"access":"r' <<<"$rec" || fail "the record is not a read: $rec"
-grep -q '"reason":"permission"' <<<"$rec" || fail "the record's reason is not permission: $rec"
-grep -q '"pasid":null' <<<"$rec" || fail "the record has a PASID (the guest said NO_PASID): $rec"
-haddr=$(sed -nE 's/.*"addr":"(0x[0-9a-f]+)".*/\1/p' <<<"$rec")
-[ -n "$haddr" ] || fail "no addr in the record: $rec"
+# The rule, the stats and the host's fault stream (lib.sh).
+inject_check_host "$WORK"
+echo "vtd-inject: host: $REC"
+haddr=$HADDR
 # VT-d's fault recording registers keep the page (bits 63:12) of the address.
 [ $((haddr & ~0xfff)) -eq $((gaddr & ~0xfff)) ] ||
 	fail "the guest's fault address $gaddr and the stream's $haddr are not on the same page"
-grep -q "the fault stream follower exited with status 0" "$WORK/driver.log" ||
-	fail "the fault stream follower did not end cleanly when the VMM exited"
 if grep -q "the socket file is still there" "$WORK/driver.log"; then
 	fail "the socket file was left behind"
 fi
