@@ -866,7 +866,8 @@ int viommu_virtio_iommu_create(viommu *v, struct viommu_virtio_iommu_config *cfg
 	vi->alloc = a;
 	vi->cfg = c;
 	vi->cfg.size = sizeof(vi->cfg);
-	memcpy(vi->resv, c.resv, c.nr_resv * sizeof(*c.resv));
+	if (c.nr_resv)
+		memcpy(vi->resv, c.resv, c.nr_resv * sizeof(*c.resv));
 	vi->cfg.resv = vi->resv;
 	vi->offered = 1ull << VIOMMU_VIRTIO_IOMMU_F_INPUT_RANGE | 1ull << VIOMMU_VIRTIO_IOMMU_F_DOMAIN_RANGE |
 		      1ull << VIOMMU_VIRTIO_IOMMU_F_MAP_UNMAP | 1ull << VIOMMU_VIRTIO_IOMMU_F_PROBE |
