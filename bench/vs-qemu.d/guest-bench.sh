@@ -23,7 +23,7 @@
 # then covers both disks' samples.
 #
 # Kernel command line (exported by init as VM_*):
-#   vm.bench_iommu=vtd|none|pair   the configuration: an IOMMU translating
+#   vm.bench_iommu=vtd|virtio|none|pair   the configuration: an IOMMU translating
 #                             the disk's DMA, or none; pair: vda translated
 #                             and vdb passed through, in one boot
 #   vm.bench_strict=1|0|pt    with vtd or pair: iommu.strict as passed to the
@@ -53,7 +53,7 @@ say "disk /dev/vda on $(basename "$pci"), $(($(cat /sys/block/vda/size) / 2048))
 # device's DMA: "DMA" is strict (an IOTLB invalidation on every unmap),
 # "DMA-FQ" is lazy (flush queue), "identity" would bypass translation.
 case "${VM_BENCH_IOMMU:-}" in
-vtd | pair)
+vtd | pair | virtio)
 	[ -e "$pci/iommu_group" ] || fail "the disk has no IOMMU group: the IOMMU is not in use"
 	type=$(cat "$pci/iommu_group/type" 2>/dev/null)
 	case "${VM_BENCH_STRICT:-}" in
@@ -64,14 +64,14 @@ vtd | pair)
 	esac
 	[ "$type" = "$want" ] || fail "the disk's IOMMU domain is '$type', not '$want' (vm.bench_strict=$VM_BENCH_STRICT)"
 	say "IOMMU group $(basename "$(readlink "$pci/iommu_group")"), domain type $type"
-	dmesg | grep -E "DMAR: IOMMU enabled|Using Queued invalidation|Enabled IRQ remapping" |
+	dmesg | grep -E "DMAR: IOMMU enabled|Using Queued invalidation|Enabled IRQ remapping|virtio_iommu" |
 		sed 's/^\[[^]]*\] /bench-guest: dmesg: /'
 	;;
 none)
 	[ ! -e "$pci/iommu_group" ] || fail "the disk is in an IOMMU group, but this configuration has no IOMMU"
 	say "no IOMMU"
 	;;
-*) fail "vm.bench_iommu must be vtd, none or pair, got '${VM_BENCH_IOMMU:-}'" ;;
+*) fail "vm.bench_iommu must be vtd, virtio, none or pair, got '${VM_BENCH_IOMMU:-}'" ;;
 esac
 # pair: vdb is a disk of its own on the same IOMMU, moved here to a
 # pass-through (identity) domain: Linux lets a group change its default

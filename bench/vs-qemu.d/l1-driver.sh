@@ -231,6 +231,25 @@ vmm_cmd() {
 		CMD=("$VMM" --memory "$MEMORY" --cpus "$CPUS" --disk "$W/disk.img" --serial stdio
 			--iommu none --stats --kernel "$W/vmlinuz" --initrd "$W/initrd.img" --append "$append")
 		;;
+	qemu-virtio-strict | vmm-virtio-strict)
+		# virtio-iommu (Debian's 6.12 guest: bench/vs-qemu then boots
+		# every configuration of the run with it). The disk's probe
+		# waits for the virtio_iommu module: load it first, and let the
+		# kernel wait for it longer than its default 10 s.
+		append="$append vm.modules=virtio_pci,virtio_iommu,virtio_blk deferred_probe_timeout=60"
+		append="$append vm.bench_iommu=virtio vm.bench_strict=$strict"
+		if [ "$cfg" = qemu-virtio-strict ]; then
+			CMD=("$QEMU" -accel kvm -cpu host -m "$MEMORY" -smp "$CPUS"
+				-M q35,kernel-irqchip=split -device virtio-iommu-pci
+				-display none -nodefaults -no-reboot -no-user-config -serial stdio
+				-drive "file=$W/disk.img,format=raw,if=none,id=vd0"
+				-device virtio-blk-pci,drive=vd0,iommu_platform=on,disable-legacy=on
+				-kernel "$W/vmlinuz" -initrd "$W/initrd.img" -append "$append")
+		else
+			CMD=("$VMM" --memory "$MEMORY" --cpus "$CPUS" --disk "$W/disk.img" --serial stdio
+				--iommu virtio --stats --kernel "$W/vmlinuz" --initrd "$W/initrd.img" --append "$append")
+		fi
+		;;
 	*) return 1 ;;
 	esac
 }

@@ -4,7 +4,8 @@
 # issue 8, a verdict per goal on each side of its threshold, failed and
 # missing boots named in the report, the chart when gnuplot is there,
 # vmm-vtd-pair's ratios of samples paired within one boot, and the verdicts
-# by the 90% interval over boots (MET, NOT MET, UNSETTLED).
+# by the 90% interval over boots (MET, NOT MET, UNSETTLED), and the
+# virtio-iommu table of a run with qemu-virtio-strict and vmm-virtio-strict.
 #
 #   test-report.sh REPORT_SH WORK_DIR
 set -uo pipefail
@@ -289,6 +290,36 @@ awk -v c="$ci" 'BEGIN { split(c, p, /\.\./); exit !(p[1] + 0 >= 2.17 && p[2] + 0
 [ "$(grep ci90 "$H/out")" = "$(grep ci90 "$H/out2")" ] || fail "case 7: the interval changed between two reports of the same records"
 grep -qF '| viommu IOMMU on / off, 1 MiB strict reads >= 0.9 | 0.90 | '"$(kv "$O" viommu_on_off_1m_ratio_ci90)"' | 0.69..1.12 | UNSETTLED' "$H/report.md" ||
 	fail "case 7: the report's on/off row: $(grep 'on / off, 1 MiB strict' "$H/report.md")"
+
+# ---- 8: a virtio-iommu run: its table and keys -----------------------------
+V=$WORK/v
+mkdir -p "$V"
+meta | sed 's/^configs=.*/configs=qemu-virtio-strict,vmm-virtio-strict,qemu-off,vmm-off/; s/^kernel=.*/kernel=6.12.0-test-amd64/' >"$V/meta.txt"
+{
+	for r in 1 2 3; do
+		echo "run=$r config=qemu-virtio-strict status=ok boot_s=15 read1m_mbps=50 read4k_mbps=1.0 exits_read4k=$((2048 * 8))"
+		echo "run=$r config=vmm-virtio-strict status=ok boot_s=9 read1m_mbps=80 read4k_mbps=3.0 exits_read4k=$((2048 * 6))"
+		echo "run=$r config=qemu-off status=ok boot_s=14 read1m_mbps=100 read4k_mbps=4.0"
+		echo "run=$r config=vmm-off status=ok boot_s=8 read1m_mbps=100 read4k_mbps=6.0"
+	done
+} >"$V/results.txt"
+"$REPORT" "$V" >"$V/out" || fail "report.sh exited with $? (case 8)"
+want "$V/out" virtio_vs_qemu_1m_strict_ratio 1.60
+want "$V/out" virtio_vs_qemu_4k_strict_ratio 3.00
+want "$V/out" viommu_virtio_on_off_1m_ratio 0.80
+want "$V/out" viommu_virtio_on_off_4k_ratio 0.50
+want "$V/out" qemu_virtio_on_off_1m_ratio 0.50
+want "$V/out" qemu_virtio_on_off_4k_ratio 0.25
+want "$V/out" vtd_vs_qemu_4k_strict_ratio n/a
+grep -qF '## virtio-iommu' "$V/report.md" || fail "case 8: no virtio-iommu section"
+grep -qF '| viommu-vmm virtio-iommu, strict | **80.0** (80.0..80.0) | 0.80 |' "$V/report.md" ||
+	fail "case 8: the viommu-vmm row: $(grep 'viommu-vmm virtio-iommu, strict' "$V/report.md")"
+grep -qF '| 8.0 | **15.00** (15.00..15.00) |' "$V/report.md" || fail "case 8: QEMU's exits per 4 KiB read or boot time"
+grep -qF 'viommu-vmm virtio-iommu / QEMU virtio-iommu: 1 MiB reads 1.60, 4 KiB reads 3.00, boot time 0.60' "$V/report.md" ||
+	fail "case 8: the ratios line"
+grep -qF "Debian's 6.12.0-test-amd64 kernel" "$V/report.md" || fail "case 8: the kernel is not named"
+# A run without virtio-iommu has no such section.
+! grep -qF '## virtio-iommu' "$A/report.md" || fail "a report without virtio-iommu configurations has its section"
 
 # ---- 3: no results: an error, not an empty report -------------------------
 mkdir -p "$WORK/c"
