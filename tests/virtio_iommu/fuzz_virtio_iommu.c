@@ -31,6 +31,7 @@
 #include <viommu/virtio_iommu.h>
 
 #include "fuzz_virtio_iommu_input.h"
+#include "le_bytes.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -86,26 +87,6 @@ static int take(struct fz *z, void *out, size_t n)
 	memcpy(out, z->p, n);
 	z->p += n;
 	return 0;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
 }
 
 static int feat(const struct model *m, unsigned bit)

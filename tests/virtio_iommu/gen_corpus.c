@@ -11,23 +11,8 @@
 #include <string.h>
 
 #include "fuzz_virtio_iommu_input.h"
+#include "seed_stream.h"
 
-struct seed {
-	uint8_t b[2048];
-	size_t n;
-};
-
-static void byte(struct seed *s, uint8_t v)
-{
-	if (s->n < sizeof(s->b))
-		s->b[s->n++] = v;
-}
-
-static void num(struct seed *s, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		byte(s, (uint8_t)(v >> (8 * i)));
-}
 
 static void attach(struct seed *s, uint8_t dom, uint8_t ep, uint8_t flags)
 {
@@ -73,17 +58,6 @@ static void dma(struct seed *s, uint8_t ep, uint16_t page, uint16_t off, uint8_t
 	byte(s, (uint8_t)write);
 }
 
-static void save(const char *dir, const char *name, const struct seed *s)
-{
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *f = fopen(path, "wb");
-	if (!f || fwrite(s->b, 1, s->n, f) != s->n)
-		perror(path);
-	if (f)
-		fclose(f);
-}
-
 #define ALL_FEATURES 0x57 /* INPUT_RANGE, DOMAIN_RANGE, MAP_UNMAP, PROBE, BYPASS_CONFIG */
 
 int main(int argc, char **argv)
@@ -94,6 +68,7 @@ int main(int argc, char **argv)
 	}
 	const char *dir = argv[1];
 	struct seed s;
+	int rc = 0;
 
 	/* A strict driver's life. */
 	memset(&s, 0, sizeof(s));
@@ -111,7 +86,7 @@ int main(int argc, char **argv)
 	dma(&s, 0, 16, 0, 7, 0);
 	detach(&s, 1, 0);
 	byte(&s, OP_EVENTS);
-	save(dir, "life", &s);
+	rc |= save(dir, "life", &s);
 
 	/* Bypass: per domain and for unattached endpoints. */
 	memset(&s, 0, sizeof(s));
@@ -130,7 +105,7 @@ int main(int argc, char **argv)
 	byte(&s, OP_RESET);
 	dma(&s, 1, 3, 0, 63, 0);
 	byte(&s, OP_EVENTS);
-	save(dir, "bypass", &s);
+	rc |= save(dir, "bypass", &s);
 
 	/* Splits, overlaps, two endpoints in one domain, moves. */
 	memset(&s, 0, sizeof(s));
@@ -149,7 +124,7 @@ int main(int argc, char **argv)
 	unmap(&s, 7, 0, 1023);
 	dma(&s, 0, 110, 0, 7, 1);
 	attach(&s, 8, 0, 0);
-	save(dir, "split", &s);
+	rc |= save(dir, "split", &s);
 
 	/* PROBE, a domain range, top of the input range, unknown endpoint. */
 	memset(&s, 0, sizeof(s));
@@ -171,7 +146,7 @@ int main(int argc, char **argv)
 	map(&s, 4, 60, 3, 1, 0x40 | 3);
 	map(&s, 4, 63, 3, 1, 0x40 | 3);
 	map(&s, 4, 1, 0, 1, 0x80 | 3);
-	save(dir, "probe-range", &s);
+	rc |= save(dir, "probe-range", &s);
 
 	/* Raw requests: short, long, unknown types, no tail. */
 	memset(&s, 0, sizeof(s));
@@ -194,7 +169,7 @@ int main(int argc, char **argv)
 		byte(&s, j == 8 ? 0x08 : 0);
 	byte(&s, 4);
 	dma(&s, 0, 0, 0, 3, 0);
-	save(dir, "raw", &s);
+	rc |= save(dir, "raw", &s);
 
 	/* Features the device does not offer (so none), then a fault storm. */
 	memset(&s, 0, sizeof(s));
@@ -203,6 +178,6 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 80; i++)
 		dma(&s, (uint8_t)(i % 3), (uint16_t)i, 0, 0, i & 1);
 	byte(&s, OP_EVENTS);
-	save(dir, "storm", &s);
-	return 0;
+	rc |= save(dir, "storm", &s);
+	return rc;
 }

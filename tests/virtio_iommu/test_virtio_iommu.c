@@ -18,6 +18,7 @@
 
 #include "check.h"
 #include "test_alloc.h"
+#include "le_bytes.h"
 
 #define RAM_SIZE (4u << 20)
 
@@ -33,26 +34,6 @@ struct env {
 	unsigned events_raised;
 	uint32_t probe_size;
 };
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 /* Send a request; returns the status byte, or -1 if the call failed. */
 static int req(struct env *e, const uint8_t *in, size_t in_len)

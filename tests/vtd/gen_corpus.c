@@ -11,23 +11,8 @@
 #include <string.h>
 
 #include "fuzz_vtd_input.h"
+#include "seed_stream.h"
 
-struct seed {
-	uint8_t b[4096];
-	size_t n;
-};
-
-static void byte(struct seed *s, uint8_t v)
-{
-	if (s->n < sizeof(s->b))
-		s->b[s->n++] = v;
-}
-
-static void num(struct seed *s, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		byte(s, (uint8_t)(v >> (8 * i)));
-}
 
 static void mmio_w(struct seed *s, uint16_t off, uint64_t val, int eight)
 {
@@ -119,20 +104,6 @@ static void dma_pasid(struct seed *s, uint8_t bus, uint8_t devfn, uint32_t pasid
 	num(s, len, 2);
 	byte(s, (uint8_t)write);
 	byte(s, (uint8_t)priv);
-}
-
-static int save(const char *dir, const char *name, const struct seed *s)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *f = fopen(path, "wb");
-	if (!f || fwrite(s->b, 1, s->n, f) != s->n) {
-		perror(path);
-		if (f)
-			fclose(f);
-		return 1;
-	}
-	return fclose(f) ? 1 : 0;
 }
 
 static uint64_t wait_desc(uint32_t data)
