@@ -253,12 +253,11 @@ int virtio_blk_create(const struct virtio_blk_config_opts *opts, struct viommu_r
 int edu_create(struct viommu_rid rid, viommu_dev *dma, const struct pcidev_host *host, struct pcidev **out);
 /* A virtio-iommu device (virtio 1.2, 5.13) serving the front-end `vi`
  * (viommu/virtio_iommu.h; the caller keeps it, and it must outlive the
- * device). `probe_size` is the front-end's (its config's, as granted).
- * `dma` is the device's own requester, which must not be one of vi's
- * endpoints. Call virtio_iommu_events() from the front-end's event callback.
- * Errors: -EINVAL, -ENOMEM. */
+ * device). `dma` is the device's own requester, which must not be one of
+ * vi's endpoints. Call virtio_iommu_events() from the front-end's event
+ * callback. Errors: -EINVAL, -ENOMEM. */
 struct viommu_virtio_iommu;
-int virtio_iommu_create(struct viommu_virtio_iommu *vi, uint32_t probe_size, struct viommu_rid rid, viommu_dev *dma,
+int virtio_iommu_create(struct viommu_virtio_iommu *vi, struct viommu_rid rid, viommu_dev *dma,
 			const struct pcidev_host *host, struct pcidev **out);
 /* Fault events wait: put them in the driver's buffers. Any thread. */
 void virtio_iommu_events(struct pcidev *dev);

@@ -72,33 +72,19 @@ struct vblk {
 	char id[VIRTIO_BLK_ID_BYTES];
 };
 
-static uint64_t le_get(const uint8_t *p, unsigned len)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < len; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void le_put(uint8_t *p, unsigned len, uint64_t v)
-{
-	for (unsigned i = 0; i < len; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static uint64_t vblk_config_read(struct virtio_pci *vp, unsigned off, unsigned len)
 {
 	struct vblk *b = vp->priv;
 	uint8_t img[VBLK_CFG_LEN];
 
 	memset(img, 0, sizeof(img));
-	le_put(img + VBLK_CFG_CAPACITY, 8, b->capacity);
-	le_put(img + VBLK_CFG_SIZE_MAX, 4, VBLK_SIZE_MAX);
+	virtio_le_put(img + VBLK_CFG_CAPACITY, 8, b->capacity);
+	virtio_le_put(img + VBLK_CFG_SIZE_MAX, 4, VBLK_SIZE_MAX);
 	/* Two buffers go to the header and the status. */
-	le_put(img + VBLK_CFG_SEG_MAX, 4, VBLK_QUEUE_MAX - 2);
-	le_put(img + VBLK_CFG_BLK_SIZE, 4, VBLK_SECTOR);
-	le_put(img + VBLK_CFG_NUM_QUEUES, 2, b->ops.num_queues);
-	return le_get(img + off, len);
+	virtio_le_put(img + VBLK_CFG_SEG_MAX, 4, VBLK_QUEUE_MAX - 2);
+	virtio_le_put(img + VBLK_CFG_BLK_SIZE, 4, VBLK_SECTOR);
+	virtio_le_put(img + VBLK_CFG_NUM_QUEUES, 2, b->ops.num_queues);
+	return virtio_le_get(img + off, len);
 }
 
 /* Read (write = 0) or write every byte of iov[0, n) at pos of the image:
@@ -205,8 +191,8 @@ static int blk_request(struct vblk *b, struct vq *vq, const struct vq_chain *c, 
 		status = VIRTIO_BLK_S_IOERR;
 		goto out;
 	}
-	uint32_t type = (uint32_t)le_get(hdr, 4);
-	uint64_t sector = le_get(hdr + 8, 8);
+	uint32_t type = (uint32_t)virtio_le_get(hdr, 4);
+	uint64_t sector = virtio_le_get(hdr + 8, 8);
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 		status = blk_in(b, vq, c, sector, &written);

@@ -58,18 +58,14 @@ static uint64_t vio_config_read(struct virtio_pci *vp, unsigned off, unsigned le
 	struct vio *d = vp->priv;
 	uint8_t b[8] = { 0 };
 	viommu_virtio_iommu_config_read(d->vi, off, b, len > 8 ? 8 : len);
-	uint64_t v = 0;
-	for (unsigned i = 0; i < 8; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
+	return virtio_le_get(b, 8);
 }
 
 static void vio_config_write(struct virtio_pci *vp, unsigned off, unsigned len, uint64_t val)
 {
 	struct vio *d = vp->priv;
 	uint8_t b[8];
-	for (unsigned i = 0; i < 8; i++)
-		b[i] = (uint8_t)(val >> (8 * i));
+	virtio_le_put(b, 8, val);
 	viommu_virtio_iommu_config_write(d->vi, off, b, len > 8 ? 8 : len);
 }
 
@@ -260,12 +256,20 @@ static const struct virtio_pci_dev_ops vio_ops = {
 	.destroy = vio_destroy,
 };
 
-int virtio_iommu_create(viommu_virtio_iommu *vi, uint32_t probe_size, struct viommu_rid rid, viommu_dev *dma,
+/* 5.13.4: where the configuration space says how big PROBE's buffer is. */
+#define VIO_CFG_PROBE_SIZE 32u
+
+int virtio_iommu_create(viommu_virtio_iommu *vi, struct viommu_rid rid, viommu_dev *dma,
 			const struct pcidev_host *host, struct pcidev **out)
 {
-	if (!vi || !dma || !out || probe_size > 65536)
+	if (!vi || !dma || !out)
 		return -EINVAL;
 	*out = NULL;
+	/* The reply buffer holds PROBE's properties and tail: the size the
+	 * front-end offers the driver (at most 65536: its config check). */
+	uint8_t b[4];
+	viommu_virtio_iommu_config_read(vi, VIO_CFG_PROBE_SIZE, b, sizeof(b));
+	uint32_t probe_size = (uint32_t)virtio_le_get(b, sizeof(b));
 	struct vio *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;

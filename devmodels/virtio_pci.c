@@ -28,20 +28,6 @@ static int is_pow2(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
-static uint64_t get_le(const uint8_t *p, unsigned len)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < len; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void put_le(uint8_t *p, unsigned len, uint64_t v)
-{
-	for (unsigned i = 0; i < len; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 int virtio_pci_has_feature(const struct virtio_pci *vp, unsigned bit)
 {
 	return bit < 64 && (vp->guest_features >> bit) & 1;
@@ -235,27 +221,27 @@ static struct virtio_pci_queue *selected_queue(struct virtio_pci *vp)
 static void common_image(struct virtio_pci *vp, uint8_t img[VIRTIO_PCI_COMMON_LEN])
 {
 	memset(img, 0, VIRTIO_PCI_COMMON_LEN);
-	put_le(img + VIRTIO_PCI_COMMON_DFSELECT, 4, vp->dfselect);
+	virtio_le_put(img + VIRTIO_PCI_COMMON_DFSELECT, 4, vp->dfselect);
 	if (vp->dfselect < 2)
-		put_le(img + VIRTIO_PCI_COMMON_DF, 4, vp->host_features >> (32 * vp->dfselect));
-	put_le(img + VIRTIO_PCI_COMMON_GFSELECT, 4, vp->gfselect);
+		virtio_le_put(img + VIRTIO_PCI_COMMON_DF, 4, vp->host_features >> (32 * vp->dfselect));
+	virtio_le_put(img + VIRTIO_PCI_COMMON_GFSELECT, 4, vp->gfselect);
 	if (vp->gfselect < 2)
-		put_le(img + VIRTIO_PCI_COMMON_GF, 4, vp->guest_features >> (32 * vp->gfselect));
-	put_le(img + VIRTIO_PCI_COMMON_MSIX, 2, __atomic_load_n(&vp->config_vector, __ATOMIC_SEQ_CST));
-	put_le(img + VIRTIO_PCI_COMMON_NUMQ, 2, vp->ops->num_queues);
+		virtio_le_put(img + VIRTIO_PCI_COMMON_GF, 4, vp->guest_features >> (32 * vp->gfselect));
+	virtio_le_put(img + VIRTIO_PCI_COMMON_MSIX, 2, __atomic_load_n(&vp->config_vector, __ATOMIC_SEQ_CST));
+	virtio_le_put(img + VIRTIO_PCI_COMMON_NUMQ, 2, vp->ops->num_queues);
 	img[VIRTIO_PCI_COMMON_STATUS] = __atomic_load_n(&vp->status, __ATOMIC_SEQ_CST);
 	img[VIRTIO_PCI_COMMON_CFGGENERATION] = vp->config_generation;
-	put_le(img + VIRTIO_PCI_COMMON_Q_SELECT, 2, vp->queue_select);
+	virtio_le_put(img + VIRTIO_PCI_COMMON_Q_SELECT, 2, vp->queue_select);
 	struct virtio_pci_queue *pq = selected_queue(vp);
 	if (!pq)
 		return; /* queue_size 0: no such queue (4.1.4.3.2) */
-	put_le(img + VIRTIO_PCI_COMMON_Q_SIZE, 2, pq->size);
-	put_le(img + VIRTIO_PCI_COMMON_Q_MSIX, 2, __atomic_load_n(&pq->vector, __ATOMIC_SEQ_CST));
-	put_le(img + VIRTIO_PCI_COMMON_Q_ENABLE, 2, pq->enabled);
-	put_le(img + VIRTIO_PCI_COMMON_Q_NOFF, 2, vp->queue_select);
-	put_le(img + VIRTIO_PCI_COMMON_Q_DESCLO, 8, pq->desc);
-	put_le(img + VIRTIO_PCI_COMMON_Q_AVAILLO, 8, pq->driver);
-	put_le(img + VIRTIO_PCI_COMMON_Q_USEDLO, 8, pq->device);
+	virtio_le_put(img + VIRTIO_PCI_COMMON_Q_SIZE, 2, pq->size);
+	virtio_le_put(img + VIRTIO_PCI_COMMON_Q_MSIX, 2, __atomic_load_n(&pq->vector, __ATOMIC_SEQ_CST));
+	virtio_le_put(img + VIRTIO_PCI_COMMON_Q_ENABLE, 2, pq->enabled);
+	virtio_le_put(img + VIRTIO_PCI_COMMON_Q_NOFF, 2, vp->queue_select);
+	virtio_le_put(img + VIRTIO_PCI_COMMON_Q_DESCLO, 8, pq->desc);
+	virtio_le_put(img + VIRTIO_PCI_COMMON_Q_AVAILLO, 8, pq->driver);
+	virtio_le_put(img + VIRTIO_PCI_COMMON_Q_USEDLO, 8, pq->device);
 }
 
 static uint16_t checked_vector(struct virtio_pci *vp, uint64_t v)
@@ -273,53 +259,53 @@ static void common_field_write(struct virtio_pci *vp, unsigned field, const uint
 
 	switch (field) {
 	case VIRTIO_PCI_COMMON_DFSELECT:
-		vp->dfselect = (uint32_t)get_le(img + field, 4);
+		vp->dfselect = (uint32_t)virtio_le_get(img + field, 4);
 		break;
 	case VIRTIO_PCI_COMMON_GFSELECT:
-		vp->gfselect = (uint32_t)get_le(img + field, 4);
+		vp->gfselect = (uint32_t)virtio_le_get(img + field, 4);
 		break;
 	case VIRTIO_PCI_COMMON_GF:
 		/* Features are frozen once FEATURES_OK is set. */
 		if (!(__atomic_load_n(&vp->status, __ATOMIC_SEQ_CST) & VIRTIO_STATUS_FEATURES_OK) && vp->gfselect < 2) {
 			unsigned sh = 32 * vp->gfselect;
-			v = get_le(img + field, 4);
+			v = virtio_le_get(img + field, 4);
 			vp->guest_features = (vp->guest_features & ~(0xffffffffull << sh)) | (v << sh);
 		}
 		break;
 	case VIRTIO_PCI_COMMON_MSIX:
-		__atomic_store_n(&vp->config_vector, checked_vector(vp, get_le(img + field, 2)), __ATOMIC_SEQ_CST);
+		__atomic_store_n(&vp->config_vector, checked_vector(vp, virtio_le_get(img + field, 2)), __ATOMIC_SEQ_CST);
 		break;
 	case VIRTIO_PCI_COMMON_STATUS:
 		status_write(vp, img[field]);
 		break;
 	case VIRTIO_PCI_COMMON_Q_SELECT:
-		vp->queue_select = (uint16_t)get_le(img + field, 2);
+		vp->queue_select = (uint16_t)virtio_le_get(img + field, 2);
 		break;
 	case VIRTIO_PCI_COMMON_Q_SIZE:
 		/* Checked when the queue is enabled. */
 		if (q_writable)
-			pq->size = (uint16_t)get_le(img + field, 2);
+			pq->size = (uint16_t)virtio_le_get(img + field, 2);
 		break;
 	case VIRTIO_PCI_COMMON_Q_MSIX:
 		if (pq)
-			__atomic_store_n(&pq->vector, checked_vector(vp, get_le(img + field, 2)), __ATOMIC_SEQ_CST);
+			__atomic_store_n(&pq->vector, checked_vector(vp, virtio_le_get(img + field, 2)), __ATOMIC_SEQ_CST);
 		break;
 	case VIRTIO_PCI_COMMON_Q_ENABLE:
 		/* Writing 0 is not allowed (4.1.4.3.2); a reset disables. */
-		if (pq && get_le(img + field, 2) == 1)
+		if (pq && virtio_le_get(img + field, 2) == 1)
 			queue_enable(vp, vp->queue_select);
 		break;
 	case VIRTIO_PCI_COMMON_Q_DESCLO:
 		if (q_writable)
-			pq->desc = get_le(img + field, 8);
+			pq->desc = virtio_le_get(img + field, 8);
 		break;
 	case VIRTIO_PCI_COMMON_Q_AVAILLO:
 		if (q_writable)
-			pq->driver = get_le(img + field, 8);
+			pq->driver = virtio_le_get(img + field, 8);
 		break;
 	case VIRTIO_PCI_COMMON_Q_USEDLO:
 		if (q_writable)
-			pq->device = get_le(img + field, 8);
+			pq->device = virtio_le_get(img + field, 8);
 		break;
 	default:
 		break; /* read-only */
@@ -439,8 +425,8 @@ static int window_target(struct virtio_pci *vp, unsigned *bar, uint32_t *off, un
 {
 	const uint8_t *c = vp->pci->cfg + vp->pci_cfg_cap;
 	*bar = c[VCAP_BAR];
-	*off = (uint32_t)get_le(c + VCAP_OFFSET, 4);
-	*len = (unsigned)get_le(c + VCAP_LENGTH, 4);
+	*off = (uint32_t)virtio_le_get(c + VCAP_OFFSET, 4);
+	*len = (unsigned)virtio_le_get(c + VCAP_LENGTH, 4);
 	return (*len == 1 || *len == 2 || *len == 4) && !(*off & (*len - 1));
 }
 
@@ -454,8 +440,8 @@ static uint32_t vp_config_read(struct pcidev *dev, unsigned off, unsigned len, u
 		return val;
 	uint32_t got = (uint32_t)pcidev_bar_read(dev, bar, woff, wlen);
 	pthread_mutex_lock(&dev->lock);
-	put_le(dev->cfg + data, wlen, got);
-	val = (uint32_t)get_le(dev->cfg + off, len);
+	virtio_le_put(dev->cfg + data, wlen, got);
+	val = (uint32_t)virtio_le_get(dev->cfg + off, len);
 	pthread_mutex_unlock(&dev->lock);
 	return val;
 }
@@ -469,7 +455,7 @@ static void vp_config_written(struct pcidev *dev, unsigned off, unsigned len, ui
 
 	if (!(off < data + 4 && data < off + len) || !window_target(vp, &bar, &woff, &wlen))
 		return;
-	pcidev_bar_write(dev, bar, woff, get_le(dev->cfg + data, wlen), wlen);
+	pcidev_bar_write(dev, bar, woff, virtio_le_get(dev->cfg + data, wlen), wlen);
 }
 
 static void vp_reset(struct pcidev *dev)
@@ -519,10 +505,10 @@ static int add_vcap(struct pcidev *dev, uint8_t type, uint32_t off, uint32_t len
 	body[VCAP_LEN - 2] = (uint8_t)size;
 	body[VCAP_CFG_TYPE - 2] = type;
 	body[VCAP_BAR - 2] = VIRTIO_PCI_BAR;
-	put_le(body + VCAP_OFFSET - 2, 4, off);
-	put_le(body + VCAP_LENGTH - 2, 4, len);
+	virtio_le_put(body + VCAP_OFFSET - 2, 4, off);
+	virtio_le_put(body + VCAP_LENGTH - 2, 4, len);
 	if (size > VCAP_SIZE)
-		put_le(body + VCAP_NOTIFY_MULT - 2, 4, extra);
+		virtio_le_put(body + VCAP_NOTIFY_MULT - 2, 4, extra);
 	return pcidev_add_cap(dev, PCI_CAP_ID_VNDR, body, size - 2);
 }
 

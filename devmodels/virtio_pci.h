@@ -97,6 +97,22 @@
 
 struct virtio_pci;
 
+/* Little-endian fields of virtio structures (configuration images, request
+ * headers), len bytes (at most 8) at p. */
+static inline uint64_t virtio_le_get(const uint8_t *p, unsigned len)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < len; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static inline void virtio_le_put(uint8_t *p, unsigned len, uint64_t v)
+{
+	for (unsigned i = 0; i < len; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
 struct virtio_pci_dev_ops {
 	const char *name;
 	uint16_t device_type;  /* virtio device ID (2 = block) */

@@ -455,6 +455,23 @@ struct attach *dev_attach_slot(viommu_dev *dev, uint32_t pasid);
 int domain_pasid_tags(viommu_domain *d, uint32_t pasid, uint32_t *tags, int max);
 void core_report_fault(viommu *v, struct viommu_fault_record *rec);
 
+/* The fault queue the instance sends its records to now (NULL: none); for
+ * a front-end that installs its own (viommu_set_fault_queue). */
+static inline viommu_fault_queue *instance_fq(viommu *v)
+{
+	pthread_mutex_lock(&v->fq_lock);
+	viommu_fault_queue *q = v->fq;
+	pthread_mutex_unlock(&v->fq_lock);
+	return q;
+}
+
+/* The reasons only interrupt remapping gives. */
+static inline int fault_reason_is_ir(enum viommu_fault_reason r)
+{
+	return r == VIOMMU_FAULT_IR_INDEX || r == VIOMMU_FAULT_IR_NOT_PRESENT || r == VIOMMU_FAULT_IR_COMPAT_BLOCKED ||
+	       r == VIOMMU_FAULT_IR_SOURCE_ID;
+}
+
 /* translate.c */
 /*
  * The IOTLB alone, lock-free, counting nothing: nonzero on a hit of an

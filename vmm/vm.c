@@ -1018,10 +1018,7 @@ static int virtio_iommu_setup(struct vmm *vm)
 	struct viommu_virtio_iommu_config vc = {
 		.size = sizeof(vc), .resv = &msi, .nr_resv = 1, .event = vio_events, .event_ctx = vm,
 	};
-	int r = viommu_virtio_iommu_create(vm->iommu, &vc, NULL, &vm->vio);
-	if (!r)
-		vm->vio_probe_size = vc.probe_size;
-	return r;
+	return viommu_virtio_iommu_create(vm->iommu, &vc, NULL, &vm->vio);
 }
 
 static int iommu_setup(struct vmm *vm)
@@ -1229,7 +1226,7 @@ static int add_devices(struct vmm *vm)
 		if (r)
 			return r;
 		pci_host_template(vm->pci, &host);
-		r = virtio_iommu_create(vm->vio, vm->vio_probe_size, rid, pci_dma_dev(vm->pci, rid), &host, &dev);
+		r = virtio_iommu_create(vm->vio, rid, pci_dma_dev(vm->pci, rid), &host, &dev);
 		if (r)
 			return r;
 		r = pci_add_device(vm->pci, dev);

@@ -188,7 +188,6 @@ struct vmm {
 	viommu_vtd *vtd;
 	viommu_virtio_iommu *vio;    /* --iommu virtio: the front-end */
 	struct pcidev *vio_dev;      /* and its device (atomic: faults may come first) */
-	uint32_t vio_probe_size;
 	struct viommu_rid vio_rid;   /* its requester (for the VIOT table) */
 	void *vtd_mirror;            /* iq-thread: the register page guests read */
 	int vtd_timer;               /* iq-thread: delayed completions (timerfd) */

@@ -27,7 +27,7 @@
  * what was mapped, and the driver may reuse the page once it has the status.
  *
  * The internals of the core used (core_internal.h): the instance's
- * allocation hooks and whether it has a fault queue already.
+ * allocation hooks, its fault queue and the interrupt-remapping reasons.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -38,6 +38,7 @@
 #include <viommu/iommu.h>
 #include <viommu/virtio_iommu.h>
 
+#include "acpi_table.h"
 #include "alloc.h"
 #include "core_internal.h"
 #include "le.h"
@@ -363,11 +364,12 @@ static uint8_t do_map(viommu_virtio_iommu *vi, const uint8_t *req)
 	uint8_t st = map_target(vi, domain, start, end, &dom);
 	if (st != S_OK)
 		return st;
-	/* Page granularity and the input range; the output must fit the
-	 * table's 52 address bits. */
+	/* Page granularity and the input range (end <= input_end, so size
+	 * cannot wrap to 0); the output must fit the table's 52 address bits. */
+	if ((start & PAGE_MASK) || (phys & PAGE_MASK) || ((end + 1) & PAGE_MASK) || end > vi->cfg.input_end)
+		return S_RANGE;
 	uint64_t size = end - start + 1;
-	if ((start & PAGE_MASK) || (phys & PAGE_MASK) || ((end + 1) & PAGE_MASK) || end > vi->cfg.input_end ||
-	    size == 0 || phys + size - 1 < phys || ((phys + size - 1) >> 52))
+	if (phys + size - 1 < phys || ((phys + size - 1) >> 52))
 		return S_RANGE;
 	uint32_t at = map_lower(dom, start);
 	if (at < dom->nr_maps && dom->maps[at].start <= end)
@@ -658,8 +660,7 @@ int viommu_virtio_iommu_pop_event(viommu_virtio_iommu *vi, uint8_t *ev)
 		/* Interrupt faults and other requesters' faults (the device's
 		 * own, an iommu=off device's) are not the device's to report:
 		 * counted, not sent. */
-		if (!ep || rec.reason == VIOMMU_FAULT_IR_INDEX || rec.reason == VIOMMU_FAULT_IR_NOT_PRESENT ||
-		    rec.reason == VIOMMU_FAULT_IR_COMPAT_BLOCKED || rec.reason == VIOMMU_FAULT_IR_SOURCE_ID) {
+		if (!ep || fault_reason_is_ir(rec.reason)) {
 			__atomic_fetch_add(&vi->foreign, 1, __ATOMIC_RELAXED);
 			continue;
 		}
@@ -766,14 +767,7 @@ int viommu_virtio_iommu_viot(struct viommu_rid iommu, const struct viommu_rid *e
 		return -ENOSPC;
 	uint8_t *p = buf;
 	memset(p, 0, total);
-	memcpy(p, "VIOT", 4);
-	put32(p + 4, (uint32_t)total);
-	p[8] = 0; /* revision */
-	memcpy(p + 10, "VIOMMU", 6);
-	memcpy(p + 16, "VIOMMUVI", 8);
-	put32(p + 24, 1);
-	memcpy(p + 28, "VIOM", 4);
-	put32(p + 32, 1);
+	acpi_table_header(p, "VIOT", (uint32_t)total, 0, "VIOMMUVI");
 	put16(p + 36, (uint16_t)(n + 1));   /* node count */
 	put16(p + 38, VIOT_HDR_LEN);        /* first node */
 	uint8_t *d = p + VIOT_HDR_LEN;
@@ -793,10 +787,7 @@ int viommu_virtio_iommu_viot(struct viommu_rid iommu, const struct viommu_rid *e
 		put16(r + 14, bdf);                  /* bdf_end */
 		put16(r + 16, VIOT_HDR_LEN);         /* output node: the IOMMU */
 	}
-	uint8_t sum = 0;
-	for (size_t i = 0; i < total; i++)
-		sum = (uint8_t)(sum + p[i]);
-	p[9] = (uint8_t)-sum;
+	acpi_table_checksum(p, total);
 	return (int)total;
 }
 
@@ -829,14 +820,6 @@ static int config_check(struct viommu_virtio_iommu_config *c)
 	c->input_end = (1ull << INPUT_BITS) - 1;
 	c->page_size_mask = VIOMMU_PGSIZE_4K | VIOMMU_PGSIZE_2M | VIOMMU_PGSIZE_1G;
 	return 0;
-}
-
-static int instance_has_fq(viommu *v)
-{
-	pthread_mutex_lock(&v->fq_lock);
-	int has = v->fq != NULL;
-	pthread_mutex_unlock(&v->fq_lock);
-	return has;
 }
 
 int viommu_virtio_iommu_create(viommu *v, struct viommu_virtio_iommu_config *cfg, const struct viommu_alloc *alloc,
@@ -894,7 +877,7 @@ int viommu_virtio_iommu_create(viommu *v, struct viommu_virtio_iommu_config *cfg
 	r = viommu_fault_queue_create(&fqc, &hooks, &vi->fq);
 	if (r)
 		goto err_identity;
-	if (instance_has_fq(v)) {
+	if (instance_fq(v)) {
 		r = -EBUSY;
 		goto err_fq;
 	}
@@ -925,10 +908,7 @@ void viommu_virtio_iommu_destroy(viommu_virtio_iommu *vi)
 	if (!vi)
 		return;
 	viommu *v = vi->v;
-	pthread_mutex_lock(&v->fq_lock);
-	int ours = v->fq == vi->fq;
-	pthread_mutex_unlock(&v->fq_lock);
-	if (ours)
+	if (instance_fq(v) == vi->fq)
 		viommu_set_fault_queue(v, NULL);
 	drop_all(vi);
 	for (uint32_t i = 0; i < vi->nr_eps; i++)

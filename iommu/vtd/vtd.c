@@ -40,6 +40,7 @@
 #include <viommu/irq.h>
 #include <viommu/vtd.h>
 
+#include "acpi_table.h"
 #include "core_internal.h"
 #include "le.h"
 #include "vtd_internal.h"
@@ -542,18 +543,12 @@ static void devs_refresh(struct viommu_vtd *t, dev_match_fn match, uint32_t a, u
 /* ------------------------------------------------------------------------ */
 /* Fault recording (7.3.1 primary fault logging)                            */
 
-static int is_ir_reason(enum viommu_fault_reason r)
-{
-	return r == VIOMMU_FAULT_IR_INDEX || r == VIOMMU_FAULT_IR_NOT_PRESENT || r == VIOMMU_FAULT_IR_COMPAT_BLOCKED ||
-	       r == VIOMMU_FAULT_IR_SOURCE_ID;
-}
-
 /* An interrupt-remapping fault: a named IR reason, or an IRTE that could
  * not be read or had reserved bits (the core names the entry it read: the
  * table's, for the index in addr; a walk's faults name a level). */
 static int is_ir_fault(const struct viommu_vtd *t, const struct viommu_fault_record *r)
 {
-	if (is_ir_reason(r->reason))
+	if (fault_reason_is_ir(r->reason))
 		return 1;
 	if (r->reason != VIOMMU_FAULT_RESERVED_BIT && r->reason != VIOMMU_FAULT_TABLE_OUTSIDE_MEMORY)
 		return 0;
@@ -1482,14 +1477,6 @@ viommu_prq *viommu_vtd_prq(viommu_vtd *t)
 /* ------------------------------------------------------------------------ */
 /* Lifecycle                                                                */
 
-static int instance_has_fq(viommu *v)
-{
-	pthread_mutex_lock(&v->fq_lock);
-	int has = v->fq != NULL;
-	pthread_mutex_unlock(&v->fq_lock);
-	return has;
-}
-
 static void registers_reset(struct viommu_vtd *t)
 {
 	/* 11.4: the event interrupts come out of reset masked. */
@@ -1587,7 +1574,7 @@ int viommu_vtd_create(viommu *v, const struct viommu_vtd_config *cfg, viommu_vtd
 	r = viommu_set_resolver(v, vtd_resolve, t);
 	if (r)
 		goto err_prq;
-	if (instance_has_fq(v)) {
+	if (instance_fq(v)) {
 		r = -EBUSY;
 		goto err_resolver;
 	}
@@ -1622,10 +1609,7 @@ void viommu_vtd_destroy(viommu_vtd *t)
 		return;
 	viommu *v = t->v;
 	viommu_set_resolver(v, NULL, NULL);
-	pthread_mutex_lock(&v->fq_lock);
-	int ours = v->fq == t->fq;
-	pthread_mutex_unlock(&v->fq_lock);
-	if (ours)
+	if (instance_fq(v) == t->fq)
 		viommu_set_fault_queue(v, NULL);
 	if (t->gsts & VTD_GSTS_IRES) {
 		struct viommu_ir_config off = { .size = sizeof(off), .format = VIOMMU_IR_NONE };
@@ -1686,15 +1670,7 @@ static int vtd_dmar_build(const viommu_vtd *t, uint64_t reg_base, const struct v
 	uint8_t *p = buf;
 	memset(p, 0, total);
 
-	/* ACPI table header */
-	memcpy(p, "DMAR", 4);
-	put32(p + 4, (uint32_t)total);
-	p[8] = VTD_DMAR_REVISION;
-	memcpy(p + 10, "VIOMMU", 6);
-	memcpy(p + 16, "VIOMMUVT", 8);
-	put32(p + 24, 1);          /* OEM revision */
-	memcpy(p + 28, "VIOM", 4); /* creator ID */
-	put32(p + 32, 1);          /* creator revision */
+	acpi_table_header(p, "DMAR", (uint32_t)total, VTD_DMAR_REVISION, "VIOMMUVT");
 	/* Host address width (N - 1) and flags: interrupt remapping; no
 	 * x2APIC opt-out. */
 	p[36] = (uint8_t)(t->cfg.aw_bits - 1);
@@ -1726,10 +1702,7 @@ static int vtd_dmar_build(const viommu_vtd *t, uint64_t reg_base, const struct v
 		s[6] = ioapics[i].rid.devfn >> 3;  /* path: device */
 		s[7] = ioapics[i].rid.devfn & 7;   /*       function */
 	}
-	uint8_t sum = 0;
-	for (size_t i = 0; i < total; i++)
-		sum = (uint8_t)(sum + p[i]);
-	p[9] = (uint8_t)(0 - sum);
+	acpi_table_checksum(p, total);
 	return (int)total;
 }
 

@@ -59,7 +59,7 @@ int main(void)
 	struct virtio_blk_config_opts o = { .path = image };
 	struct pcidev *blk = NULL, *iommu = NULL;
 	CHECK_EQ(virtio_blk_create(&o, blk_rid, blk_dma, &h, &blk), 0);
-	CHECK_EQ(virtio_iommu_create(g_vi, vc.probe_size, iommu_rid, dm_env_dev(&env, 0x10), &h, &iommu), 0);
+	CHECK_EQ(virtio_iommu_create(g_vi, iommu_rid, dm_env_dev(&env, 0x10), &h, &iommu), 0);
 	if (!blk || !iommu)
 		return dm_done("test_virtio_iommu_dev");
 	g_iommu_dev = iommu;

@@ -71,7 +71,7 @@ int main(void)
 	}
 	struct pcidev_host h = dm_host(&env);
 	struct pcidev *dev = NULL;
-	CHECK_EQ(virtio_iommu_create(vi, vc.probe_size, (struct viommu_rid){ 0, 0, 0x80 }, dm_env_dev(&env, 0x80), &h,
+	CHECK_EQ(virtio_iommu_create(vi, (struct viommu_rid){ 0, 0, 0x80 }, dm_env_dev(&env, 0x80), &h,
 				     &dev),
 		 0);
 	if (!dev)
